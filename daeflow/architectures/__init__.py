@@ -1,0 +1,1 @@
+"""Built-in architectures, each an ordinary plugin module registered like a third-party one."""

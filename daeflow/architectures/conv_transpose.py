@@ -1,0 +1,46 @@
+"""conv_transpose: the baseline encoder with learned, strided Conv2DTranspose upsampling."""
+
+from daeflow import Architecture, HyperParam, hookimpl
+
+
+def build(input_shape, params):
+    """Conv 32 > pool > conv 16 > pool > conv 8 > convT 16 (stride 2) > convT 32 > conv C."""
+    import keras
+    from keras import layers
+
+    f, k = params["filters"], params["kernel_size"]
+    inputs = keras.Input(shape=input_shape, name="noisy")
+    # Encoder
+    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
+    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
+    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
+    x = layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
+    # Decoder
+    x = layers.Conv2DTranspose(
+        f // 2, k, strides=2, activation="relu", padding="same", name="dec1_convt"
+    )(x)
+    x = layers.Conv2DTranspose(
+        f, k, strides=2, activation="relu", padding="same", name="dec2_convt"
+    )(x)
+    outputs = layers.Conv2D(
+        input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv"
+    )(x)
+    return keras.Model(inputs, outputs, name="conv_transpose")
+
+
+ARCHITECTURE = Architecture(
+    name="conv_transpose",
+    description="Baseline encoder with learned upsampling by strided Conv2DTranspose.",
+    build=build,
+    hyperparams=(
+        HyperParam("filters", "int", 32, "Filters of the first conv; later ones halve.", min=4),
+        HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
+    ),
+    size_multiple=4,
+)
+
+
+@hookimpl
+def register_architectures():
+    return [ARCHITECTURE]

@@ -1,0 +1,46 @@
+"""residual: a DnCNN-style network that predicts the noise and subtracts it from its input."""
+
+from daeflow import Architecture, HyperParam, hookimpl
+
+
+def build(input_shape, params):
+    """Conv-relu, (depth - 2) x conv(-BN)-relu, conv to C channels = noise; out = input - noise."""
+    import keras
+    from keras import layers
+
+    width, k, depth, bn = (
+        params["width"],
+        params["kernel_size"],
+        params["depth"],
+        params["batch_norm"],
+    )
+    inputs = keras.Input(shape=input_shape, name="noisy")
+    x = layers.Conv2D(width, k, padding="same", activation="relu", name="block1_conv")(inputs)
+    for i in range(2, depth):
+        x = layers.Conv2D(width, k, padding="same", use_bias=not bn, name=f"block{i}_conv")(x)
+        if bn:
+            x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.Activation("relu", name=f"block{i}_relu")(x)
+    noise = layers.Conv2D(input_shape[-1], k, padding="same", name="noise_conv")(x)
+    outputs = layers.Subtract(name="denoised")([inputs, noise])
+    return keras.Model(inputs, outputs, name="residual")
+
+
+ARCHITECTURE = Architecture(
+    name="residual",
+    description="DnCNN-style residual CNN: predicts the noise and subtracts it; any image size.",
+    build=build,
+    hyperparams=(
+        HyperParam("depth", "int", 10, "Number of conv layers.", min=3, max=30),
+        HyperParam("width", "int", 48, "Filters of every hidden conv.", min=4),
+        HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
+        HyperParam("batch_norm", "bool", False, "Batch-normalise hidden convs."),
+    ),
+    size_multiple=1,
+    output_range="any",
+)
+
+
+@hookimpl
+def register_architectures():
+    return [ARCHITECTURE]

@@ -1,0 +1,72 @@
+"""What every command shares: the Typer app, error handling, common options, tables."""
+
+import os
+from typing import Annotated
+
+import typer
+
+from daeflow.errors import DaeflowError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+app = typer.Typer(
+    help="Train image denoisers from NumPy arrays and track every run in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line on stderr and return the exit to raise."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+def warn_plugin_failures() -> None:
+    """One warning line per plugin that failed to load."""
+    from daeflow.plugins import get_plugins
+
+    for info in get_plugins().failures:
+        typer.echo(
+            f"Warning: plugin {info.name!r} ({info.distribution}) failed to load: {info.error} "
+            "(see 'daeflow plugins').",
+            err=True,
+        )
+
+
+def guarded(function):
+    """Run a command body, turning daeflow errors into one line on stderr and an exit code."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except DaeflowError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise fail("Interrupted; the MLflow run is marked KILLED.", 130) from None
+
+    return wrapper
+
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: MLflow's)."),
+]
+
+
+def print_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
+    """A rich table of rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    Console(width=160).print(table)
