@@ -1,13 +1,8 @@
 """Build an architecture and refuse what a plugin returns if it is not a usable model."""
 
-import os
-
 import numpy as np
 
 from daeflow.errors import ArchitectureError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 def _blame(provided) -> str:
@@ -17,7 +12,9 @@ def _blame(provided) -> str:
 
 def build_checked(provided, params: dict, channels: int, probe_size: tuple[int, int]):
     """Build with open height and width, then check one forward pass keeps the input shape."""
-    import keras
+    from daeflow.backend import load_keras
+
+    keras = load_keras()
 
     try:
         model = provided.spec.build((None, None, channels), dict(params))

@@ -46,13 +46,25 @@ class ImageArray:
         indices = np.asarray(indices, dtype=np.int64)
         if not self._on_disk:
             return np.array(self.array[indices])
+        # Positioned reads do no bounds checking of their own: an index past the end
+        # would leave np.empty's garbage in the batch, a negative one read the header.
+        bad = (indices < -len(self)) | (indices >= len(self))
+        if bad.any():
+            raise IndexError(
+                f"index {int(indices[bad][0])} is out of bounds for {len(self)} images"
+            )
+        indices = np.where(indices < 0, indices + len(self), indices)
         image_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
         buffer = out.reshape(len(indices), -1).view(np.uint8)
         with open(self.array.filename, "rb", buffering=0) as f:
             for row, i in enumerate(indices):
                 f.seek(self.array.offset + int(i) * image_bytes)
-                f.readinto(memoryview(buffer[row]))
+                if f.readinto(memoryview(buffer[row])) != image_bytes:
+                    raise DataError(
+                        f"{self.name} file {self.array.filename} ended before image {int(i)}; "
+                        "it was truncated after it was opened. Save it again."
+                    )
         return out
 
     def chunks(self):
@@ -86,6 +98,12 @@ def load_array(path: str | os.PathLike, what: str, key: str | None = None) -> Im
     path = Path(path)
     magic = _check_file(path, what)
     if magic.startswith(NPY_MAGIC):
+        if key is not None:
+            # Ignoring the key would hand back the same array for every key: clean == noisy.
+            raise DataError(
+                f"{what} file {path} is a single .npy array, not an .npz holding {key!r}. "
+                "Pass .npy files with --clean/--noisy, or save an .npz with numpy.savez."
+            )
         array = _load_npy(path, what)
     elif magic.startswith(ZIP_MAGIC[:4]):
         array = _load_npz(path, what, key)
@@ -134,8 +152,15 @@ def _load_npz(path: Path, what: str, key: str | None) -> np.ndarray:
             f"{what} file {path} is not a valid .npz archive ({exc}). Save it again."
         ) from None
     with archive:
+        if key is None and len(archive.files) == 1:
+            key = archive.files[0]
         if key not in archive.files:
             keys = ", ".join(archive.files) or "none"
+            if key is None:
+                raise DataError(
+                    f"{what} file {path} holds {len(archive.files)} arrays ({keys}); expected "
+                    "one. Save the array alone with numpy.save."
+                )
             raise DataError(
                 f"{what} key {key!r} not found in {path}; it has: {keys}. "
                 "Choose one with --clean-key/--noisy-key."
@@ -205,29 +230,34 @@ def infer_data_range(images: ImageArray, given: float | None) -> tuple[float, st
 
 
 def check_values(images: ImageArray, data_range: float, slack: float = 0.0) -> None:
-    """Refuse NaN/Inf and values outside [-slack * R, (1 + slack) * R]."""
-    low, high = -slack * data_range, (1 + slack) * data_range
+    """Refuse NaN/Inf and values outside [-slack * R, (1 + slack) * R]: how many, and where."""
+    low, high = 0.0 - slack * data_range, (1 + slack) * data_range  # not -0.0, which prints "-0"
+    tests = {"NaN": np.isnan, "Inf": np.isinf} if images.dtype.kind == "f" else {}
+    tests["outside"] = lambda c: (c < low) | (c > high)
+    counts = dict.fromkeys(tests, 0)
+    first: dict[str, tuple] = {}
     for start, chunk in images.chunks():
-        if chunk.dtype.kind == "f":
-            bad = ~np.isfinite(chunk)
-            if bad.any():
-                count = _count_bad(images, lambda c: ~np.isfinite(c))
-                where = tuple(int(i) for i in np.argwhere(bad)[0])
-                where = (where[0] + start, *where[1:])
-                raise DataError(
-                    f"{images.name} array has {count} NaN or Inf values; the first is at index "
-                    f"{where}. Remove or replace them (e.g. numpy.nan_to_num)."
-                )
-        if chunk.min() < low or chunk.max() > high:
+        for kind, test in tests.items():
+            bad = test(chunk)
+            count = np.count_nonzero(bad)
+            if count and kind not in first:
+                where = np.unravel_index(np.argmax(bad), bad.shape)
+                first[kind] = ((int(where[0]) + start, *map(int, where[1:])), chunk[where])
+            counts[kind] += count
+    for kind in ("NaN", "Inf"):
+        if counts.get(kind):
+            where, _ = first[kind]
             raise DataError(
-                f"{images.name} array has values in [{chunk.min():g}, {chunk.max():g}] (images "
-                f"{start}+), outside the data range [{low:g}, {high:g}]. Pass the right "
-                "--data-range or rescale the data."
+                f"{images.name} array has {counts[kind]} {kind} value(s); the first is at index "
+                f"{where}. Remove or replace them (e.g. numpy.nan_to_num)."
             )
-
-
-def _count_bad(images: ImageArray, test) -> int:
-    return int(sum(np.count_nonzero(test(chunk)) for _, chunk in images.chunks()))
+    if counts["outside"]:
+        where, value = first["outside"]
+        raise DataError(
+            f"{images.name} array has {counts['outside']} value(s) outside [{low:g}, {high:g}] "
+            f"(data range {data_range:g}); the first is {value:g} at index {where}. Pass the "
+            "right --data-range or rescale the data."
+        )
 
 
 def check_multiple(images: ImageArray, multiple: int, arch: str, pad: bool) -> None:

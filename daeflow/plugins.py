@@ -69,8 +69,10 @@ class PluginSet:
 
 
 def first_line(exc: BaseException) -> str:
-    """The error's type and the first line of its message."""
-    text = str(exc).strip().splitlines()
+    """The error's type and the first line of its message (pluggy's whole message, joined)."""
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, pluggy.PluginValidationError):
+        text = [" ".join(text)]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 

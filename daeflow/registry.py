@@ -47,7 +47,7 @@ def _pick(found: dict[str, list[Provided]], name: str, kind: str) -> Provided:
         raise UsageError(f"Unknown {kind} {name!r}. Choose one of: {known}.")
     providers = found[name]
     if len(providers) > 1:
-        names = " and ".join(repr(p.plugin.name) for p in providers)
+        names = " and ".join(sorted(repr(p.plugin.name) for p in providers))
         raise ArchitectureError(
             f"The {kind} name {name!r} is registered by both {names}. "
             "Uninstall one of them or select plugins with DAEFLOW_LOAD_PLUGINS."

@@ -1,0 +1,46 @@
+"""The CLI stays fast: help and listing never import TensorFlow, Keras or MLflow."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("tensorflow", "keras", "mlflow")
+PROBE = """
+import sys
+from daeflow.cli import app
+try:
+    app(sys.argv[1:], prog_name="daeflow")
+except SystemExit:
+    pass
+print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["archs"], ["archs", "--json"], ["plugins"], ["run", "--help"]]
+)
+def test_listing_commands_do_not_import_heavy_modules(args):
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY=\n" in result.stderr or result.stderr.rstrip().endswith("HEAVY="), result.stderr
+
+
+def test_archs_json_lists_the_builtins_with_their_plugin():
+    from typer.testing import CliRunner
+
+    from daeflow.cli import app
+
+    result = CliRunner().invoke(app, ["archs", "--json"])
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"conv_baseline", "conv_deep", "conv_transpose", "residual"}
+    assert rows["conv_baseline"]["distribution"] == "daeflow"
+    assert rows["conv_baseline"]["plugin"] == "daeflow.architectures.conv_baseline"
+    assert {p["name"]: p["default"] for p in rows["conv_baseline"]["hyperparams"]} == {
+        "filters": 32,
+        "kernel_size": 3,
+    }

@@ -1,0 +1,87 @@
+"""The conformance kit passes on every built-in and fails clearly on a wrong architecture."""
+
+import types
+
+import pytest
+from typer.testing import CliRunner
+
+from daeflow import Architecture, hookimpl
+from daeflow.cli import app
+from daeflow.plugins import get_plugins
+from daeflow.testing import ConformanceError, check_architecture
+
+BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtins_conform(name):
+    report = check_architecture(name)
+    assert report.plugin.endswith("(daeflow)")
+    assert any("training lowers the loss" in check for check in report.passed)
+    assert any("save/load round trip" in check for check in report.passed)
+
+
+def _with_lambda(input_shape, params):
+    import keras
+
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Conv2D(input_shape[-1], 3, padding="same", activation="sigmoid")(inputs)
+    return keras.Model(inputs, keras.layers.Lambda(lambda t: t * 0.5)(x))
+
+
+def _linear_but_declared_unit(input_shape, params):
+    import keras
+
+    inputs = keras.Input(shape=input_shape)
+    outputs = keras.layers.Conv2D(input_shape[-1], 3, padding="same")(inputs)
+    shifted = keras.layers.Rescaling(1.0, offset=-5.0)(outputs)
+    return keras.Model(inputs, shifted)
+
+
+def _frozen(input_shape, params):
+    import keras
+
+    inputs = keras.Input(shape=input_shape)
+    conv = keras.layers.Conv2D(input_shape[-1], 3, padding="same", activation="sigmoid")
+    conv.trainable = False
+    return keras.Model(inputs, conv(inputs))
+
+
+def register(build):
+    arch = Architecture("wrong_arch", "Wrong on purpose.", build)
+    get_plugins().register(
+        types.SimpleNamespace(register_architectures=hookimpl(lambda: [arch])),
+        name="wrong-plugin",
+        dist="daeflow-wrong",
+    )
+
+
+@pytest.mark.parametrize(
+    "build, expected",
+    [
+        (_with_lambda, "is a Lambda layer"),
+        (_linear_but_declared_unit, "output_range='unit' is declared"),
+        (_frozen, "did not lower the loss"),
+    ],
+)
+def test_kit_fails_with_a_clear_message(build, expected):
+    register(build)
+    with pytest.raises(ConformanceError, match=expected) as info:
+        check_architecture("wrong_arch")
+    assert "wrong-plugin" in str(info.value)
+    result = CliRunner().invoke(app, ["check-arch", "wrong_arch"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("Error: check-arch failed:")
+        and expected in lines[0]
+    )
+
+
+def test_check_arch_cli_reports_each_check():
+    result = CliRunner().invoke(app, ["check-arch", "conv_transpose"])
+    assert result.exit_code == 0, result.output
+    assert "meets the daeflow architecture contract" in result.stdout
+    assert result.stdout.count("  ok  ") == 8

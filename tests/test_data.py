@@ -1,0 +1,350 @@
+"""The data path: loading, ranges, value checks, splits, alignment, and what a run logs about it."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_pairs
+from typer.testing import CliRunner
+
+from daeflow import data
+from daeflow.cli import app
+from daeflow.data import ImageArray, as_images, infer_data_range, load_array
+from daeflow.errors import DataError
+from daeflow.pipeline import PairSource
+from daeflow.profile import check_alignment
+from daeflow.splits import split_indices
+
+runner = CliRunner()
+# A non-default strength for each noise model, and an independent simulation of it on
+# clean images `c` scaled to [0, 1].
+NOISE_SETTINGS = {
+    "gaussian": ("sigma", 10.0, lambda c, v, rng: c + rng.normal(0, v / 255, c.shape)),
+    "poisson": ("peak", 100.0, lambda c, v, rng: rng.poisson(c * v) / v),
+    "salt_pepper": (
+        "amount",
+        0.1,
+        lambda c, v, rng: np.where(rng.random(c.shape) < v, rng.random(c.shape) < 0.5, c),
+    ),
+    "speckle": ("sigma", 0.2, lambda c, v, rng: c * (1 + rng.normal(0, v, c.shape))),
+}
+
+
+def expected_noisy_psnr(clean, simulate, value, draws=50) -> float:
+    """Mean per-image PSNR of simulated noisy images, clipped to [0, 1] as evaluation does."""
+    rng = np.random.default_rng(123)
+    psnrs = []
+    for _ in range(draws):
+        noisy = np.clip(simulate(clean, value, rng), 0, 1)
+        psnrs.append(-10 * np.log10(np.mean((noisy - clean) ** 2, axis=(1, 2, 3))))
+    return float(np.mean(psnrs))
+
+
+def invoke(tracking_uri, *args):
+    """`daeflow run ARGS --epochs 1 --batch-size 8 --tracking-uri URI`."""
+    return runner.invoke(
+        app,
+        ["run", *map(str, args), "--epochs", "1", "--batch-size", "8"]
+        + ["--tracking-uri", tracking_uri],
+    )
+
+
+def trained(tracking_uri, *args):
+    """Run the CLI, expect success, and return the run it logged."""
+    import mlflow
+
+    result = invoke(tracking_uri, *args)
+    assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient(tracking_uri)
+    run_id = result.stdout.split("MLflow run ")[1].split()[0]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    return run, result
+
+
+def runs(tracking_uri):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    return client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def logged_split(tracking_uri, run_id, tmp_path) -> dict:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    path = client.download_artifacts(run_id, "split_indices.json", str(tmp_path))
+    with open(path) as f:
+        return json.load(f)
+
+
+def dataset_inputs(run) -> dict:
+    """{context: dataset} of a run's logged dataset inputs."""
+    found = {}
+    for item in run.inputs.dataset_inputs:
+        tags = {t.key: t.value for t in item.tags}
+        found[tags["mlflow.data.context"]] = item.dataset
+    return found
+
+
+# Loading
+
+
+def test_memory_mapped_reads_equal_in_memory_reads(tmp_path, monkeypatch):
+    clean, noisy = make_pairs(n=24, channels=3, dtype=np.uint16, data_range=4095)
+    np.save(tmp_path / "clean.npy", clean)
+    np.save(tmp_path / "noisy.npy", noisy)
+    disk = load_array(tmp_path / "clean.npy", "clean")
+    memory = ImageArray(np.load(tmp_path / "clean.npy"), "clean")
+    assert disk._on_disk and not memory._on_disk
+
+    indices = [5, 0, 23, 5, 11, -1]
+    from_disk, from_memory = disk.read(indices), memory.read(indices)
+    assert from_disk.dtype == from_memory.dtype == np.uint16
+    np.testing.assert_array_equal(from_disk, from_memory)
+    np.testing.assert_array_equal(from_disk, clean[indices])
+    for images in (disk, memory):
+        with pytest.raises(IndexError):
+            images.read([24])
+
+    # Chunks cover the array in order whatever their size.
+    monkeypatch.setattr(data, "CHUNK_BYTES", 5 * 16 * 16 * 3 * 2)
+    starts, parts = zip(*disk.chunks(), strict=True)
+    assert starts == (0, 5, 10, 15, 20)
+    np.testing.assert_array_equal(np.concatenate(parts), clean)
+
+    on_disk = PairSource(disk, load_array(tmp_path / "noisy.npy", "noisy"), 4095.0)
+    in_memory = PairSource(memory, ImageArray(noisy, "noisy"), 4095.0)
+    for got, expected in zip(on_disk.batch(indices), in_memory.batch(indices), strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(on_disk.batch([3])[1], clean[[3]] / 4095, rtol=1e-6)
+
+
+def test_three_dimensional_input_gets_a_channel_axis(tmp_path):
+    clean, _ = make_pairs(n=6, size=8)
+    np.save(tmp_path / "gray.npy", clean[..., 0])
+    images = as_images(load_array(tmp_path / "gray.npy", "clean"))
+    assert images.shape == (6, 8, 8, 1)
+    assert images._on_disk  # still read from the file, not loaded whole
+    np.testing.assert_array_equal(images.read([4, 1]), clean[[4, 1]])
+
+
+def test_single_array_npz_is_read_without_a_key(tmp_path):
+    np.savez(tmp_path / "groups.npz", np.arange(5))
+    np.testing.assert_array_equal(load_array(tmp_path / "groups.npz", "groups").array, range(5))
+    np.savez(tmp_path / "two.npz", a=np.arange(5), b=np.arange(5))
+    with pytest.raises(DataError, match=r"holds 2 arrays \(a, b\)"):
+        load_array(tmp_path / "two.npz", "groups")
+
+
+# Data range and values
+
+
+def test_uint16_range_is_65535_never_255():
+    low = ImageArray(np.full((3, 4, 4, 1), 200, dtype=np.uint16), "clean")
+    data_range, note = infer_data_range(low, None)
+    assert data_range == 65535.0
+    assert "uint16" in note and "--data-range" in note
+    assert infer_data_range(ImageArray(np.zeros((3, 4, 4, 1), np.uint8), "c"), None)[0] == 255
+    assert infer_data_range(low, 4095) == (4095.0, "data range 4095 (from --data-range)")
+
+
+def test_float_range_is_inferred_with_a_notice():
+    unit = ImageArray(np.full((3, 4, 4, 1), 0.9, dtype=np.float32), "clean")
+    data_range, note = infer_data_range(unit, None)
+    assert data_range == 1.0
+    assert note.startswith("data range 1 (floats with maximum 0.9") and "--data-range" in note
+
+    wide = ImageArray(np.linspace(0, 200, 48, dtype=np.float64).reshape(3, 4, 4, 1), "clean")
+    data_range, note = infer_data_range(wide, None)
+    assert data_range == 200.0
+    assert "observed maximum" in note
+
+    with pytest.raises(DataError, match="no positive values.*--data-range"):
+        infer_data_range(ImageArray(np.zeros((3, 4, 4, 1), np.float32), "clean"), None)
+
+
+def test_value_checks_count_and_locate_across_chunks(monkeypatch):
+    monkeypatch.setattr(data, "CHUNK_BYTES", 4 * 4 * 4)  # one float32 image per chunk
+    array = np.full((16, 4, 4, 1), 0.5, dtype=np.float32)
+    array[7, 2, 1, 0] = array[12, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match=r"2 NaN value\(s\); the first is at index \(7, 2, 1, 0\)"):
+        data.check_values(ImageArray(array, "clean"), 1.0)
+
+    array[7, 2, 1, 0] = array[12, 0, 0, 0] = 0.5
+    array[9, 3, 3, 0], array[10, 0, 0, 0] = 1.5, -2.5
+    with pytest.raises(DataError, match=r"2 value\(s\) outside \[0, 1\].*1\.5 at index \(9, 3"):
+        data.check_values(ImageArray(array, "clean"), 1.0)
+    # Noisy data may overshoot by one data range either way.
+    data.check_values(ImageArray(np.clip(array, -1, 2), "noisy"), 1.0, slack=1.0)
+    with pytest.raises(DataError, match=r"outside \[-1, 2\].*-2\.5 at index \(10, 0, 0, 0\)"):
+        data.check_values(ImageArray(array, "noisy"), 1.0, slack=1.0)
+
+
+# Splits
+
+
+def test_group_splits_never_share_a_group():
+    rng = np.random.default_rng(0)
+    groups = rng.permutation(np.repeat(np.arange(10), rng.integers(1, 6, 10)))
+    for seed in range(10):
+        split = split_indices(len(groups), 0.2, 0.2, seed, groups)
+        members = [set(groups[getattr(split, name)]) for name in ("train", "val", "test")]
+        assert all(members), (seed, members)
+        assert not (members[0] & members[1] or members[0] & members[2] or members[1] & members[2])
+        everything = np.sort(np.concatenate([split.train, split.val, split.test]))
+        np.testing.assert_array_equal(everything, np.arange(len(groups)))
+
+
+def test_splits_are_reproducible_per_seed():
+    first, again = split_indices(100, 0.1, 0.2, 7), split_indices(100, 0.1, 0.2, 7)
+    assert first.as_dict() == again.as_dict()
+    assert first.sizes == {"train": 70, "val": 10, "test": 20}
+    other = split_indices(100, 0.1, 0.2, 8)
+    assert other.sizes == first.sizes
+    assert not np.array_equal(other.test, first.test)
+
+
+def test_split_needs_three_groups():
+    with pytest.raises(DataError, match="at least 3 images \\(or groups\\).*got 2"):
+        split_indices(10, 0.1, 0.1, 0, groups=[0] * 5 + [1] * 5)
+
+
+# Alignment
+
+
+def test_alignment_check_passes_a_real_pair_and_refuses_a_shifted_one():
+    pair = make_pairs()
+    clean, noisy = ImageArray(pair[0], "clean"), ImageArray(pair[1], "noisy")
+    assert check_alignment(clean, noisy) == 1.0
+    shifted = ImageArray(np.roll(noisy.array, 1, axis=0), "noisy")
+    with pytest.raises(DataError, match="do not look aligned.*--no-alignment-check"):
+        check_alignment(clean, shifted)
+
+
+# Through the CLI, with real training
+
+
+@pytest.mark.slow
+def test_uint16_npy_and_npz_train_with_the_same_digest_and_split(tracking_uri, tmp_path):
+    from daeflow.tracking import sha256_digest
+
+    clean, noisy = make_pairs(n=24, dtype=np.uint16, data_range=4095)
+    np.save(tmp_path / "clean.npy", clean)
+    np.save(tmp_path / "noisy.npy", noisy)
+    np.savez(tmp_path / "pairs.npz", clean=clean, noisy=noisy)
+
+    from_npy, result = trained(
+        tracking_uri, "--clean", tmp_path / "clean.npy", "--noisy", tmp_path / "noisy.npy"
+    )
+    assert "Using data range 65535 (uint16; pass --data-range" in result.stdout
+    params, metrics = from_npy.data.params, from_npy.data.metrics
+    assert float(params["data.range"]) == 65535
+    assert params["data.dtype"] == "uint16" and params["data.shape"] == "(24, 16, 16, 1)"
+    for name in ("test_psnr", "test_ssim", "noisy_psnr", "noisy_ssim", "psnr_gain"):
+        assert np.isfinite(metrics[name]), name
+    # The noise profile is on the data's own scale: sigma 20/255 of 4095, rounded.
+    assert metrics["noise_sigma_c0"] == pytest.approx(20 * 4095 / 255, rel=0.05)
+
+    from_npz, _ = trained(tracking_uri, "--data", tmp_path / "pairs.npz")
+    assert float(from_npz.data.params["data.range"]) == 65535
+
+    digest = from_npy.data.tags["data.train.sha256"]
+    assert digest == from_npz.data.tags["data.train.sha256"]
+    assert digest == sha256_digest(ImageArray(clean, "clean"), ImageArray(noisy, "noisy"))
+    assert digest != sha256_digest(ImageArray(clean, "clean"), ImageArray(noisy + 1, "noisy"))
+    for run in (from_npy, from_npz):
+        dataset = dataset_inputs(run)["training"]
+        assert dataset.digest == digest[:32]
+
+    expected = split_indices(24, 0.1, 0.1, 0).as_dict()
+    assert logged_split(tracking_uri, from_npy.info.run_id, tmp_path / "a") == expected
+    assert logged_split(tracking_uri, from_npz.info.run_id, tmp_path / "b") == expected
+
+
+@pytest.mark.slow
+def test_groups_stay_in_one_split_through_the_cli(tracking_uri, pair_files, tmp_path):
+    clean, noisy = pair_files(n=24)
+    groups = np.random.default_rng(1).permutation(np.repeat(np.arange(8), 3))
+    np.save(tmp_path / "groups.npy", groups)
+    run, _ = trained(
+        tracking_uri, "--clean", clean, "--noisy", noisy, "--groups", tmp_path / "groups.npy"
+    )
+    split = logged_split(tracking_uri, run.info.run_id, tmp_path / "split")
+    members = {name: set(groups[split[name]]) for name in ("train", "val", "test")}
+    assert members["val"] and members["test"]
+    assert not members["train"] & members["val"]
+    assert not members["train"] & members["test"]
+    assert not members["val"] & members["test"]
+    assert sorted(sum(split.values(), [])) == list(range(24))
+    assert all(len(indices) % 3 == 0 for indices in split.values())
+    assert split == split_indices(24, 0.1, 0.1, 0, groups).as_dict()
+    assert run.data.params["data.groups"] == str(tmp_path / "groups.npy")
+
+
+@pytest.mark.slow
+def test_shuffled_noisy_is_refused_unless_the_check_is_off(tracking_uri, tmp_path):
+    clean, noisy = make_pairs(dtype=np.float32, data_range=1.0)
+    np.save(tmp_path / "clean.npy", clean)
+    np.save(tmp_path / "noisy.npy", np.roll(noisy, 1, axis=0))
+    args = ["--clean", tmp_path / "clean.npy", "--noisy", tmp_path / "noisy.npy"]
+
+    refused = invoke(tracking_uri, *args)
+    assert refused.exit_code == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("Error: Clean and noisy images do not look aligned")
+    assert "--no-alignment-check" in line and "Traceback" not in refused.output
+    assert runs(tracking_uri) == []
+
+    run, result = trained(tracking_uri, *args, "--no-alignment-check")
+    assert "Using data range 1 (floats with maximum 0.9" in result.stdout
+    assert run.data.params["data.alignment_check"] == "False"
+    assert float(run.data.params["data.range"]) == 1.0
+
+
+@pytest.mark.slow
+def test_separate_validation_and_test_files(tracking_uri, tmp_path):
+    clean, noisy = make_pairs(n=24)
+    for name, part in (("train", slice(0, 16)), ("val", slice(16, 20)), ("test", slice(20, 24))):
+        np.savez(tmp_path / f"{name}.npz", clean=clean[part], noisy=noisy[part])
+    run, result = trained(
+        tracking_uri,
+        *["--data", tmp_path / "train.npz", "--val-data", tmp_path / "val.npz"],
+        *["--test-data", tmp_path / "test.npz"],
+    )
+    assert "Training conv_baseline on 16 images (validation 4, test 4)" in result.stdout
+    params = run.data.params
+    assert (params["split.train"], params["split.val"], params["split.test"]) == ("16", "4", "4")
+    tags = run.data.tags
+    digests = {tags[f"data.{role}.sha256"] for role in ("train", "validation", "test")}
+    assert len(digests) == 3
+    assert set(dataset_inputs(run)) == {"training", "validation", "test"}
+    assert dataset_inputs(run)["test"].digest == tags["data.test.sha256"][:32]
+    import mlflow
+
+    artifacts = [a.path for a in mlflow.MlflowClient(tracking_uri).list_artifacts(run.info.run_id)]
+    assert "split_indices.json" not in artifacts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", tuple(NOISE_SETTINGS))
+def test_clean_only_data_trains_with_each_noise_model(tracking_uri, tmp_path, noise):
+    clean, _ = make_pairs(n=24)
+    np.save(tmp_path / "clean.npy", clean)
+    key, value, simulate = NOISE_SETTINGS[noise]
+    run, _ = trained(
+        tracking_uri,
+        *["--clean", tmp_path / "clean.npy", "--noise", noise, "--noise-param", f"{key}={value}"],
+    )
+    params, metrics = run.data.params, run.data.metrics
+    assert params["data.noise"] == noise
+    assert float(params[f"noise.{key}"]) == value
+    # The evaluation noise has the requested strength: the noisy input's PSNR is what an
+    # independent simulation of the model gives on the same test images.
+    test_images = clean[split_indices(24, 0.1, 0.1, 0).test] / 255
+    expected = expected_noisy_psnr(test_images, simulate, value)
+    assert metrics["noisy_psnr"] == pytest.approx(expected, abs=1.0)
+    assert np.isfinite(metrics["test_psnr"])
+    if noise == "gaussian":
+        assert metrics["noise_sigma_c0"] == pytest.approx(value, rel=0.05)

@@ -1,0 +1,82 @@
+"""The example plugin in plugins/, installed for real: list, train, reload in a new process."""
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from daeflow.cli import app
+
+LOAD = """
+import sys, numpy as np, mlflow.pyfunc, mlflow.keras
+uri, x_path, flavor = sys.argv[1:4]
+if flavor == "missing":
+    sys.modules["daeflow_resunet"] = None  # as if the plugin were not installed
+x = np.load(x_path)
+if flavor == "keras":
+    import daeflow_resunet.layers  # registers the custom layer, as Keras requires
+    import keras
+    with keras.saving.custom_object_scope({}):
+        model = mlflow.keras.load_model(uri, load_model_kwargs={"safe_mode": True})
+    out = np.asarray(model(x, training=False))
+else:
+    out = np.asarray(mlflow.pyfunc.load_model(uri).predict(x))
+np.save(x_path + ".out.npy", out)
+"""
+
+
+def load_in_new_process(uri, x_path, flavor):
+    return subprocess.run(
+        [sys.executable, "-c", LOAD, uri, str(x_path), flavor], capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow
+def test_example_plugin_trains_and_reloads(installed_plugins, tracking_uri, pair_files, tmp_path):
+    listing = CliRunner().invoke(app, ["archs"])
+    assert "resunet" in listing.stdout and "daeflow-resunet" in listing.stdout
+    clean, noisy = pair_files(n=24, size=16)
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--arch",
+            "resunet",
+            "--clean",
+            str(clean),
+            "--noisy",
+            str(noisy),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--arch-param",
+            "filters=8",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    assert run.data.params["plugin.distribution"] == "daeflow-resunet"
+    assert run.data.params["arch.filters"] == "8"
+    uri = f"runs:/{run.info.run_id}/model"
+    requirements = mlflow.pyfunc.get_model_dependencies(uri)
+    assert "daeflow-resunet==0.1.0" in open(requirements).read()
+
+    x = (np.load(noisy)[:2] / 255).astype(np.float32)
+    x_path = tmp_path / "x.npy"
+    np.save(x_path, x)
+    outputs = {}
+    for flavor in ("pyfunc", "keras"):
+        done = load_in_new_process(uri, x_path, flavor)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[flavor] = np.load(f"{x_path}.out.npy")
+    assert outputs["pyfunc"].shape == x.shape
+    np.testing.assert_allclose(outputs["pyfunc"], outputs["keras"], atol=1e-5)
+    assert np.abs(outputs["pyfunc"] - x).mean() > 0  # it denoises, not copies
+
+    missing = load_in_new_process(uri, x_path, "missing")
+    assert missing.returncode != 0
+    assert "pip install daeflow-resunet" in missing.stderr

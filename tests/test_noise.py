@@ -1,0 +1,143 @@
+"""Synthetic noise: model statistics, fresh training noise, fixed evaluation noise, plugins."""
+
+import numpy as np
+import pytest
+
+from daeflow import HyperParam, NoiseModel, hookimpl
+from daeflow.data import ImageArray
+from daeflow.pipeline import PairSource
+from daeflow.plugins import get_plugins
+from daeflow.registry import all_noise_models, get_noise_model
+
+BUILTIN_NOISE = ("gaussian", "poisson", "salt_pepper", "speckle")
+SIZE = 400_000
+
+
+def apply(name, clean, data_range, **params):
+    model = get_noise_model(name).spec
+    return model.apply(clean, np.random.default_rng(0), {**model.defaults, **params}, data_range)
+
+
+def flat(value, size=SIZE):
+    return np.full(size, value, dtype=np.float32)
+
+
+def test_builtin_noise_models_are_registered():
+    assert tuple(sorted(all_noise_models())) == BUILTIN_NOISE
+
+
+@pytest.mark.parametrize(("data_range", "sigma"), [(255.0, 25.0), (65535.0, 25.0), (1.0, 0.05)])
+def test_gaussian_sigma_is_on_the_datas_own_scale(data_range, sigma):
+    clean = flat(0.5 * data_range)
+    noisy = apply("gaussian", clean, data_range, sigma=sigma)
+    assert noisy.dtype == np.float32 and noisy.shape == clean.shape
+    residual = noisy.astype(np.float64) - clean
+    assert residual.std() == pytest.approx(sigma, rel=0.02)
+    assert abs(residual.mean()) < 0.01 * sigma
+
+
+@pytest.mark.parametrize(("data_range", "peak", "level"), [(255.0, 30.0, 0.5), (1.0, 7.0, 0.2)])
+def test_poisson_variance_equals_mean_in_counts(data_range, peak, level):
+    clean = flat(level * data_range)
+    noisy = apply("poisson", clean, data_range, peak=peak)
+    counts = noisy.astype(np.float64) / data_range * peak
+    np.testing.assert_allclose(counts, np.rint(counts), atol=1e-3)  # whole photons
+    assert counts.mean() == pytest.approx(level * peak, rel=0.02)
+    assert counts.var() == pytest.approx(counts.mean(), rel=0.02)
+
+
+def test_poisson_noise_grows_with_signal():
+    dark, bright = (apply("poisson", flat(v), 255.0) for v in (25.5, 229.5))
+    # Variance on the data scale is level * range / peak: 9x the level, 9x the variance.
+    assert bright.var() / dark.var() == pytest.approx(9, rel=0.05)
+
+
+@pytest.mark.parametrize(("data_range", "amount"), [(255.0, 0.05), (4095.0, 0.2)])
+def test_salt_pepper_hits_amount_half_zero_half_range(data_range, amount):
+    clean = flat(0.4 * data_range)
+    noisy = apply("salt_pepper", clean, data_range, amount=amount)
+    changed = noisy != clean
+    assert changed.mean() == pytest.approx(amount, rel=0.03)
+    assert set(np.unique(noisy[changed])) == {0.0, data_range}
+    assert (noisy[changed] == data_range).mean() == pytest.approx(0.5, abs=0.01)
+    assert clean[0] == np.float32(0.4 * data_range)  # the input is left alone
+
+
+@pytest.mark.parametrize("sigma", [0.1, 0.3])
+def test_speckle_relative_std_is_sigma(sigma):
+    clean = np.random.default_rng(1).uniform(10, 250, SIZE).astype(np.float32)
+    noisy = apply("speckle", clean, 255.0, sigma=sigma)
+    relative = (noisy.astype(np.float64) - clean) / clean
+    assert relative.std() == pytest.approx(sigma, rel=0.02)
+    assert abs(relative.mean()) < 0.01
+
+
+def synthetic_source(noise="gaussian", **params):
+    clean = np.random.default_rng(2).uniform(20, 230, (8, 16, 16, 1)).astype(np.float32)
+    model = get_noise_model(noise).spec
+    return PairSource(ImageArray(clean, "clean"), None, 255.0, model, {**model.defaults, **params})
+
+
+@pytest.mark.parametrize("noise", BUILTIN_NOISE)
+def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
+    source = synthetic_source(noise)
+    indices = np.array([1, 4, 6])
+    rng = np.random.default_rng(0)
+    (train_a, clean_a), (train_b, clean_b) = source.batch(indices, rng), source.batch(indices, rng)
+    assert train_a.dtype == np.float32 and train_a.shape == (3, 16, 16, 1)
+    assert not np.array_equal(train_a, train_b)
+    np.testing.assert_array_equal(clean_a, clean_b)
+    np.testing.assert_allclose(clean_a, source.clean.array[indices] / 255, rtol=1e-6)
+
+    eval_a, _ = source.batch(indices)
+    eval_b, _ = source.batch(indices)
+    np.testing.assert_array_equal(eval_a, eval_b)
+    assert not np.array_equal(eval_a, train_a)
+    # Evaluation noise belongs to the image, whatever batch it comes in.
+    alone, _ = source.batch([4])
+    np.testing.assert_array_equal(alone[0], eval_a[1])
+    batched = np.concatenate([noisy for noisy, _ in source.eval_batches(indices, 2)])
+    np.testing.assert_array_equal(batched, eval_a)
+
+
+def test_evaluation_noise_depends_on_the_seed():
+    source = synthetic_source()
+    other = PairSource(source.clean, None, 255.0, source.noise, source.noise_params, seed=1)
+    assert not np.array_equal(source.batch([0])[0], other.batch([0])[0])
+
+
+def shift(clean, rng, params, data_range):
+    """Adds `offset` and a little uniform noise."""
+    return (clean + params["offset"] + rng.uniform(0, 1, clean.shape)).astype(np.float32)
+
+
+class ShiftPlugin:
+    """A throw-away plugin providing one noise model."""
+
+    @hookimpl
+    def register_noise_models(self):
+        return [
+            NoiseModel("shift", shift.__doc__, shift, (HyperParam("offset", "float", 10.0, min=0),))
+        ]
+
+
+@pytest.fixture
+def shift_plugin():
+    plugins = get_plugins()
+    plugins.register(ShiftPlugin(), name="test-shift", dist="test-dist", version="1.2")
+    yield
+    plugins.unregister("test-shift")
+
+
+def test_a_plugin_adds_a_noise_model(shift_plugin):
+    provided = get_noise_model("shift")
+    assert provided.spec.apply is shift
+    assert provided.spec.defaults == {"offset": 10.0}
+    assert (provided.plugin.name, provided.plugin.distribution) == ("test-shift", "test-dist")
+    assert set(all_noise_models()) == {*BUILTIN_NOISE, "shift"}
+
+    source = synthetic_source("shift", offset=20.0)
+    noisy, clean = source.batch([0, 3])
+    residual = (noisy - clean) * 255
+    assert residual.min() >= 20 - 1e-3 and residual.max() <= 21 + 1e-3
+    np.testing.assert_array_equal(noisy, source.batch([0, 3])[0])
