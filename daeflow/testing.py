@@ -109,7 +109,7 @@ def _check_no_lambda(model, where):
 
 
 def check_architecture(name_or_provided, params: dict | None = None) -> Report:
-    """Run every conformance check; raise ConformanceError naming the plugin on the first failure."""
+    """Run every conformance check; the first failure raises ConformanceError naming the plugin."""
     from daeflow.building import build_checked
     from daeflow.hyperparams import resolve
     from daeflow.registry import get_architecture

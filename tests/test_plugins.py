@@ -13,6 +13,7 @@ from daeflow.cli import app
 from daeflow.plugins import get_plugins, reset_plugins
 from daeflow.registry import all_architectures, get_architecture
 
+HOOK = "from daeflow import hookimpl\n@hookimpl\ndef {signature}:\n    return []\n"
 BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual")
 _ids = itertools.count()
 
@@ -155,11 +156,11 @@ def test_duplicate_names_fail_only_when_used_and_name_both_plugins(site):
     "code, expected",
     [
         (
-            "from daeflow import hookimpl\n@hookimpl\ndef register_architecture():\n    return []\n",
+            HOOK.format(signature="register_architecture()"),
             "unknown hook 'register_architecture'",
         ),
         (
-            "from daeflow import hookimpl\n@hookimpl\ndef register_architectures(extra):\n    return []\n",
+            HOOK.format(signature="register_architectures(extra)"),
             "extra",
         ),
     ],
