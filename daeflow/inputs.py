@@ -127,6 +127,7 @@ def prepare(options: DataOptions, arch, seed: int, patch_size: int | None = None
         clean, noisy = _demo_pair(seed)
     clean, noisy, data_range, note = _validated(clean, noisy, options.data_range)
     noise, noise_params = _noise(options)
+    options.noise_params = noise_params  # logged as resolved, typed values
     _check_sizes(clean, arch, options, patch_size)
     if noisy is not None and options.alignment_check:
         profile.check_alignment(clean, noisy, seed)

@@ -59,9 +59,11 @@ def split_indices(
         np.searchsorted(unique, order)
     ]
     cumulative = np.cumsum(sizes)
-    n_test = max(1, int(np.searchsorted(cumulative, test_fraction * n)) + 1)
+    # Rounded, so that 0.07 * 100 = 7.000000000000001 asks for 7 images, not 8.
+    test_target, val_target = round(test_fraction * n, 9), round(val_fraction * n, 9)
+    n_test = max(1, int(np.searchsorted(cumulative, test_target)) + 1)
     n_val_end = n_test + max(
-        1, int(np.searchsorted(cumulative[n_test:] - cumulative[n_test - 1], val_fraction * n)) + 1
+        1, int(np.searchsorted(cumulative[n_test:] - cumulative[n_test - 1], val_target)) + 1
     )
     if n_val_end >= len(unique):
         raise DataError(

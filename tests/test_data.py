@@ -206,6 +206,20 @@ def test_splits_are_reproducible_per_seed():
     assert not np.array_equal(other.test, first.test)
 
 
+@pytest.mark.parametrize(
+    ("n", "val", "test", "sizes"),
+    [
+        (24, 0.1, 0.1, (18, 3, 3)),  # fractions of an image round up
+        (100, 0.07, 0.07, (86, 7, 7)),  # 0.07 * 100 is 7.000000000000001 in floating point
+        (100, 0.14, 0.1, (76, 14, 10)),
+        (3, 0.1, 0.1, (1, 1, 1)),
+    ],
+)
+def test_split_sizes(n, val, test, sizes):
+    split = split_indices(n, val, test, 0)
+    assert (len(split.train), len(split.val), len(split.test)) == sizes
+
+
 def test_split_needs_three_groups():
     with pytest.raises(DataError, match="at least 3 images \\(or groups\\).*got 2"):
         split_indices(10, 0.1, 0.1, 0, groups=[0] * 5 + [1] * 5)
@@ -221,6 +235,16 @@ def test_alignment_check_passes_a_real_pair_and_refuses_a_shifted_one():
     shifted = ImageArray(np.roll(noisy.array, 1, axis=0), "noisy")
     with pytest.raises(DataError, match="do not look aligned.*--no-alignment-check"):
         check_alignment(clean, shifted)
+
+
+def test_alignment_check_passes_repeated_captures_of_one_scene():
+    # Identical clean images cannot be told apart, and any pairing of them is right.
+    rng = np.random.default_rng(0)
+    clean = np.repeat(rng.uniform(50, 200, (1, 16, 16, 1)), 24, axis=0)
+    clean = clean + rng.normal(0, 1, (24, 1, 1, 1))  # a little flicker between captures
+    noisy = clean + rng.normal(0, 20, clean.shape)
+    assert check_alignment(ImageArray(clean, "clean"), ImageArray(noisy, "noisy")) == 1.0
+    assert check_alignment(ImageArray(noisy, "clean"), ImageArray(noisy, "noisy")) == 1.0
 
 
 # Through the CLI, with real training

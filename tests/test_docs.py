@@ -24,6 +24,8 @@ def test_every_hook_is_documented_with_its_signature():
     guide = GUIDE.read_text()
     for name, function in hooks():
         signature = inspect.signature(function)
-        returns = inspect.formatannotation(signature.return_annotation).replace("daeflow.specs.", "")
+        returns = inspect.formatannotation(signature.return_annotation).replace(
+            "daeflow.specs.", ""
+        )
         line = f"def {name}({', '.join(signature.parameters)}) -> {returns}"
         assert f"### `{line}`" in guide, f"docs/plugins.md does not document: {line}"

@@ -1,0 +1,102 @@
+"""Time budget, learning-rate schedule, early stopping, patches, and using the logged model."""
+
+import mlflow
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from daeflow.cli import app
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def runs():
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+@pytest.mark.slow
+def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, tmp_path):
+    clean, _ = pair_files(n=24, size=16)
+    invoke(
+        "run",
+        "--arch",
+        "residual",
+        "--clean",
+        str(clean),
+        "--noise",
+        "gaussian",
+        "--noise-param",
+        "sigma=20",
+        "--epochs",
+        "500",
+        "--batch-size",
+        "8",
+        "--time-budget",
+        "3s",
+        "--lr-schedule",
+        "cosine",
+        "--patch-size",
+        "8",
+        "--augment",
+        "--arch-param",
+        "depth=3",
+        "--arch-param",
+        "width=8",
+    )
+    (run,) = runs()
+    client = mlflow.MlflowClient()
+    assert run.data.tags["stop_reason"] == "time_budget"
+    epochs_run = len(client.get_metric_history(run.info.run_id, "val_psnr"))
+    assert 1 <= epochs_run < 500
+    assert run.data.params["lr_schedule"] == "cosine" and run.data.params["time_budget"] == "3.0"
+    rates = [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")]
+    assert rates[0] < 1e-3 and all(b <= a for a, b in zip(rates, rates[1:], strict=False))
+    assert run.data.params["noise.sigma"] == "20.0"
+
+    uri = f"runs:/{run.info.run_id}/model"
+    image = (np.random.default_rng(0).uniform(0, 1, (50, 70)) * 65535).astype(np.uint16)
+    np.save(tmp_path / "big.npy", image)
+    out = invoke(
+        "denoise", str(tmp_path / "big.npy"), "-o", str(tmp_path / "o.npy"), "--model", uri
+    )
+    assert "megapixels/s" in out.stdout
+    assert np.load(tmp_path / "o.npy").dtype == np.uint16
+
+    clean_eval, noisy_eval = pair_files(n=4, size=24)
+    result = invoke(
+        "evaluate", "--model", uri, "--clean", str(clean_eval), "--noisy", str(noisy_eval), "--log"
+    )
+    assert "PSNR" in result.stdout and "Logged as MLflow run" in result.stdout
+    evaluation = [r for r in runs() if r.data.tags.get("daeflow.command") == "evaluate"]
+    assert len(evaluation) == 1 and np.isfinite(evaluation[0].data.metrics["test_psnr"])
+    assert evaluation[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_early_stopping_stops_and_keeps_the_best_epoch(tracking_uri, pair_files):
+    clean, noisy = pair_files(n=24, size=16)
+    invoke(
+        "run",
+        "--clean",
+        str(clean),
+        "--noisy",
+        str(noisy),
+        "--epochs",
+        "60",
+        "--learning-rate",
+        "0.05",
+        "--early-stopping",
+        "2",
+        "--batch-size",
+        "8",
+    )
+    (run,) = runs()
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")
+    assert run.data.tags["stop_reason"] == "early_stopping" and len(history) < 60
+    best = max(history, key=lambda m: m.value)
+    assert run.data.metrics["best_epoch"] == best.step
+    assert run.data.metrics["best_val_psnr"] == pytest.approx(best.value)
