@@ -8,6 +8,25 @@ import keras
 from daeflow.evaluation import evaluate
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds each epoch spends training, before any end-of-epoch work such as validation."""
+
+    def __init__(self):
+        super().__init__()
+        self.start, self.seconds = 0.0, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+    def steady_seconds(self) -> float:
+        """Median epoch time, leaving out the first epoch (tracing) when there are others."""
+        times = self.seconds[1:] or self.seconds
+        return max(float(sorted(times)[len(times) // 2]), 1e-9)
+
+
 class Validator(keras.callbacks.Callback):
     """Adds val_loss, val_psnr and val_ssim (per-image means) to each epoch's logs."""
 

@@ -42,6 +42,7 @@ class TrainOptions:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
     patch_size: int | None = None
+    patches_per_image: int = 1
     augment: bool = False
     time_budget: float | None = None
     early_stopping: int | None = None
@@ -69,7 +70,6 @@ class RunConfig:
     experiment: str = "daeflow"
     run_name: str | None = None
     tracking_uri: str | None = None
-    parent_run_id: str | None = None
     quiet: bool = False
 
     def params(self) -> dict[str, Any]:

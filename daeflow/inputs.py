@@ -172,6 +172,8 @@ def _file_subsets(options, main, source, arch, pairs):
     for role, path in (("validation", options.val_data), ("test", options.test_data)):
         clean, noisy = _load_pair(options, path, role)
         clean, noisy, _, _ = _validated(clean, noisy, main.data_range)
+        if noisy is not None and options.alignment_check:
+            profile.check_alignment(clean, noisy, main.seed)
         if clean.shape[1:] != main.clean.shape[1:] and not options.pad:
             data.check_multiple(clean, arch.size_multiple, arch.name, options.pad)
         if clean.shape[-1] != main.clean.shape[-1]:

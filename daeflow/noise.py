@@ -1,18 +1,20 @@
 """Built-in synthetic noise models: gaussian, poisson, salt_pepper, speckle."""
 
-import numpy as np
-
 from daeflow import HyperParam, NoiseModel, hookimpl
 
 
 def gaussian(clean, rng, params, data_range):
     """Additive white Gaussian noise with standard deviation `sigma` on the data's scale."""
+    import numpy as np
+
     noise = rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(params["sigma"])
     return clean + noise
 
 
 def poisson(clean, rng, params, data_range):
     """Photon noise: full range is `peak` photons; counts ~ Poisson(clean / range * peak)."""
+    import numpy as np
+
     peak = params["peak"]
     counts = rng.poisson(np.clip(clean, 0, None) / data_range * peak)
     return (counts * (data_range / peak)).astype(np.float32)
@@ -30,6 +32,8 @@ def salt_pepper(clean, rng, params, data_range):
 
 def speckle(clean, rng, params, data_range):
     """Multiplicative noise: clean * (1 + n) with n ~ N(0, sigma)."""
+    import numpy as np
+
     noise = rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(params["sigma"])
     return clean * (1 + noise)
 

@@ -33,7 +33,8 @@ class PairSource:
         if self.noisy is not None:
             return self.noisy.read(indices).astype(np.float32)
         if rng is not None:
-            return self.noise.apply(clean, rng, self.noise_params, self.data_range)
+            noisy = self.noise.apply(clean, rng, self.noise_params, self.data_range)
+            return np.asarray(noisy, dtype=np.float32)
         rows = [
             self.noise.apply(
                 image,
@@ -112,6 +113,7 @@ def training_dataset(
     seed: int,
     patch_size: int | None = None,
     augment: bool = False,
+    repeats: int = 1,
 ):
     """tf.data of index batches, read and scaled batch by batch, reshuffled every epoch."""
     import tensorflow as tf
@@ -136,6 +138,7 @@ def training_dataset(
         noisy, clean = tf.numpy_function(load, [batch_indices], [tf.float32, tf.float32])
         return tf.ensure_shape(noisy, shape), tf.ensure_shape(clean, shape)
 
-    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(indices, dtype=np.int64))
-    dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    epoch = np.tile(np.asarray(indices, dtype=np.int64), repeats)
+    dataset = tf.data.Dataset.from_tensor_slices(epoch)
+    dataset = dataset.shuffle(len(epoch), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).map(to_tensors).prefetch(tf.data.AUTOTUNE)

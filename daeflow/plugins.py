@@ -17,6 +17,7 @@ DEFAULT_PLUGINS = (
     "daeflow.architectures.conv_deep",
     "daeflow.architectures.conv_transpose",
     "daeflow.architectures.residual",
+    "daeflow.architectures.residual_fast",
     "daeflow.noise",
 )
 

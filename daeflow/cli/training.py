@@ -7,8 +7,6 @@ import typer
 
 from daeflow.cli.common import TrackingUri, app, guarded, warn_plugin_failures
 
-FileOption = Annotated[Path | None, typer.Option(dir_okay=False)]
-
 
 def parse_duration(text: str | None) -> float | None:
     """'90', '90s', '10m' or '1.5h' as seconds."""
@@ -88,6 +86,9 @@ def run(
     patch_size: Annotated[
         int | None, typer.Option(min=1, help="Train on random PxP crops.")
     ] = None,
+    patches_per_image: Annotated[
+        int, typer.Option(min=1, help="Random crops per image in one epoch (with --patch-size).")
+    ] = 1,
     augment: Annotated[bool, typer.Option(help="Random flips and 90-degree rotations.")] = False,
     time_budget: Annotated[
         str | None, typer.Option(help="Stop after the epoch that passes e.g. 10m.")
@@ -141,6 +142,7 @@ def run(
             learning_rate=learning_rate,
             lr_schedule=lr_schedule,
             patch_size=patch_size,
+            patches_per_image=patches_per_image,
             augment=augment,
             time_budget=parse_duration(time_budget),
             early_stopping=early_stopping,

@@ -1,0 +1,89 @@
+"""The plain in-memory recipe that daeflow replaces, for bench/memory.py to measure.
+
+np.load both arrays, scale to float32 [0, 1], sklearn train_test_split, the conv_baseline
+autoencoder written out in Keras, fit with validation_data, as a tutorial would.
+
+    .venv/bin/python bench/plain_recipe.py --clean DIR/clean.npy --noisy DIR/noisy.npy
+"""
+
+import os
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import argparse
+import time
+
+import keras
+import numpy as np
+from keras import layers
+from sklearn.model_selection import train_test_split
+
+
+def conv_baseline(input_shape, filters: int = 32, kernel_size: int = 3) -> keras.Model:
+    """The same layers as daeflow's conv_baseline with its default hyperparameters."""
+    f, k = filters, kernel_size
+    inputs = keras.Input(shape=input_shape, name="noisy")
+    # Encoder
+    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
+    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
+    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
+    x = layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
+    # Decoder
+    x = layers.UpSampling2D(2, name="dec1_up")(x)
+    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="dec1_conv")(x)
+    x = layers.UpSampling2D(2, name="dec2_up")(x)
+    outputs = layers.Conv2D(
+        input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv"
+    )(x)
+    return keras.Model(inputs, outputs, name="conv_baseline")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clean", required=True, help="Clean images .npy, (N, H, W[, C]).")
+    parser.add_argument("--noisy", required=True, help="Noisy images .npy, same shape.")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--test-size", type=float, default=0.2, help="train_test_split share.")
+    parser.add_argument(
+        "--no-validation-data",
+        action="store_true",
+        help="Fit without validation_data=(x_test, y_test).",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    clean = np.load(args.clean)
+    noisy = np.load(args.noisy)
+    if clean.ndim == 3:
+        clean, noisy = clean[..., np.newaxis], noisy[..., np.newaxis]
+    x = noisy.astype("float32") / 255.0
+    y = clean.astype("float32") / 255.0
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=args.test_size, random_state=args.seed
+    )
+    keras.utils.set_random_seed(args.seed)
+    model = conv_baseline(x.shape[1:])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        shuffle=True,
+        validation_data=None if args.no_validation_data else (x_test, y_test),
+        verbose=2,
+    )
+    final = {k: round(float(v[-1]), 6) for k, v in history.history.items()}
+    print(
+        f"plain recipe: {len(x_train)} train / {len(x_test)} test images {x.shape[1:]}, "
+        f"{args.epochs} epoch(s), batch {args.batch_size}: {final} "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
+
+
+if __name__ == "__main__":
+    main()

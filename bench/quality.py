@@ -1,0 +1,166 @@
+"""Quality benchmark: train on train400 with fresh Gaussian noise, denoise Set12 at full size.
+
+Protocol (issue 6): clean train400 images with synthetic Gaussian noise, sigma 25 on the
+0-255 scale, drawn afresh for every batch; then each Set12 image at full size, noise from
+numpy.random.default_rng(0) per image, not clipped; output clipped to [0, 1]; PSNR with data
+range 1 over the whole image; SSIM is scikit-image's default (7x7 uniform window).
+The benchmark loads the PNGs itself; daeflow only ever sees NumPy arrays.
+
+    .venv/bin/python bench/quality.py --budget 570s
+"""
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+SIGMA = 25.0
+
+
+def load_pngs(folder: Path) -> list[np.ndarray]:
+    """Grayscale uint8 images, sorted by file name."""
+    return [np.array(Image.open(p).convert("L")) for p in sorted(folder.glob("*.png"))]
+
+
+def train_command(args, clean_path: Path, store: str) -> list[str]:
+    command = [
+        str(ROOT / ".venv" / "bin" / "daeflow"),
+        "run",
+        "--arch",
+        args.arch,
+        "--clean",
+        str(clean_path),
+        "--noise",
+        "gaussian",
+        "--noise-param",
+        f"sigma={SIGMA}",
+        "--patch-size",
+        str(args.patch_size),
+        "--patches-per-image",
+        str(args.patches_per_image),
+        "--augment",
+        "--batch-size",
+        str(args.batch_size),
+        "--learning-rate",
+        str(args.learning_rate),
+        "--lr-schedule",
+        "cosine",
+        "--time-budget",
+        args.budget,
+        "--epochs",
+        "1000",
+        "--val-fraction",
+        "0.05",
+        "--test-fraction",
+        "0.05",
+        "--seed",
+        str(args.seed),
+        "--experiment",
+        "quality-benchmark",
+        "--tracking-uri",
+        store,
+        "--jit-compile" if args.jit else "--no-jit-compile",
+    ]
+    for pair in args.arch_param:
+        command += ["--arch-param", pair]
+    return command
+
+
+def set12_scores(model_uri: str) -> tuple[list, float]:
+    """Per-image (name, noisy PSNR, PSNR, SSIM) on Set12, and the seconds spent denoising."""
+    from daeflow.metrics import psnr, ssim
+    from daeflow.models import load_denoiser
+
+    model = load_denoiser(model_uri).model
+    rows, seconds = [], 0.0
+    names = sorted(p.name for p in (DATA / "Set12").glob("*.png"))
+    for name, image in zip(names, load_pngs(DATA / "Set12"), strict=True):
+        clean = image.astype(np.float64)[None, ..., None] / 255
+        noise = np.random.default_rng(0).normal(0, SIGMA / 255, clean.shape)
+        noisy = (clean + noise).astype(np.float32)
+        start = time.perf_counter()
+        denoised = np.clip(np.asarray(model(noisy, training=False)), 0, 1)
+        seconds += time.perf_counter() - start
+        rows.append(
+            (
+                name,
+                psnr(clean, noisy, 1.0)[0],
+                psnr(clean, denoised, 1.0)[0],
+                ssim(clean, denoised, 1.0)[0],
+            )
+        )
+    return rows, seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="residual_fast")
+    parser.add_argument("--arch-param", action="append", default=[])
+    parser.add_argument("--budget", default="570s", help="daeflow --time-budget")
+    parser.add_argument("--patch-size", type=int, default=48)
+    parser.add_argument("--patches-per-image", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality")
+    parser.add_argument("--run-id", help="skip training; score this run's model")
+    args = parser.parse_args()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = f"sqlite:///{args.out / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    import mlflow
+
+    command = None
+    if args.run_id is None:
+        clean_path = args.out / "train400.npy"
+        np.save(clean_path, np.stack(load_pngs(DATA / "train400")))
+        command = train_command(args, clean_path, store)
+        print("$", shlex.join(command), flush=True)
+        subprocess.run(command, check=True, cwd=args.out)
+        run = mlflow.search_runs(
+            experiment_names=["quality-benchmark"],
+            order_by=["start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )[0]
+    else:
+        run = mlflow.get_run(args.run_id)
+    rows, seconds = set12_scores(f"runs:/{run.info.run_id}/model")
+    print(f"\nSet12, Gaussian sigma {SIGMA:g}, run {run.info.run_id} ({run.data.params['arch']})")
+    print(f"{'image':<8} {'noisy':>7} {'PSNR':>7} {'SSIM':>7}")
+    for name, noisy_psnr, value, structure in rows:
+        print(f"{name:<8} {noisy_psnr:7.2f} {value:7.2f} {structure:7.4f}")
+    mean = np.mean([r[2] for r in rows])
+    print(
+        f"{'mean':<8} {np.mean([r[1] for r in rows]):7.2f} {mean:7.2f} "
+        f"{np.mean([r[3] for r in rows]):7.4f}"
+    )
+    metrics = run.data.metrics
+    print(
+        f"training: {metrics['train_seconds']:.0f} s wall (validation included), "
+        f"stop reason {run.data.tags.get('stop_reason')}, "
+        f"{metrics['train_images_per_second']:.0f} patches/s, "
+        f"{int(metrics['trainable_params'])} parameters; Set12 denoising {seconds:.1f} s"
+    )
+    print(f"target 29.98 dB (BM3D): {'PASS' if mean > 29.98 else 'FAIL'}")
+    print("commands:")
+    print("  $", shlex.join([sys.executable, *sys.argv]))
+    if command:
+        print("  $", shlex.join(command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
