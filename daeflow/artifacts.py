@@ -28,8 +28,12 @@ class ProbeLogger(keras.callbacks.Callback):
         self.multiple = multiple
 
     def on_epoch_end(self, epoch, logs=None):
-        denoised = predict(self.model, self.noisy, self.multiple)
-        mlflow.log_image(denoising_grid(self.clean, self.noisy, denoised), key="probe", step=epoch)
+        self.log(self.model, epoch)
+
+    def log(self, model, step: int) -> None:
+        """Log the probe grid of `model`'s output at `step`."""
+        denoised = predict(model, self.noisy, self.multiple)
+        mlflow.log_image(denoising_grid(self.clean, self.noisy, denoised), key="probe", step=step)
 
 
 def log_test_report(model, test, test_scores: Scores, noisy_scores: Scores) -> dict:

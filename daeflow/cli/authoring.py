@@ -7,7 +7,7 @@ import typer
 from daeflow.cli.common import app, fail, guarded, warn_plugin_failures
 
 
-@app.command("check-arch")
+@app.command("check-arch", rich_help_panel="Plugins")
 @guarded
 def check_arch(
     name: Annotated[str, typer.Argument(help="Architecture name (see 'daeflow archs').")],

@@ -39,7 +39,7 @@ def _range_for(array, given: float | None, denoiser) -> float:
     raise UsageError("Cannot tell the data range of float input: pass --data-range.")
 
 
-@app.command()
+@app.command(rich_help_panel="Use a model")
 @guarded
 def denoise(
     input_path: Annotated[
@@ -79,16 +79,15 @@ def denoise(
     result = denoise_array(denoiser, array, scale, tile, margin)
     seconds = time.perf_counter() - start
     np.save(output, result)
-    megapixels = (
-        np.prod(array.shape[:-1] if array.ndim == 4 or array.ndim == 3 else array.shape) / 1e6
-    )
+    channels = array.shape[-1] if array.ndim >= 3 else 1
+    megapixels = array.size / channels / 1e6
     typer.echo(
         f"Denoised {array.shape} {array.dtype} (data range {scale:g}) in {seconds:.1f} s, "
         f"{megapixels / seconds:.2f} megapixels/s -> {output}"
     )
 
 
-@app.command()
+@app.command(rich_help_panel="Use a model")
 @guarded
 def evaluate(
     model: ModelUri,

@@ -40,7 +40,7 @@ def _arch_rows() -> list[dict]:
     return rows
 
 
-@app.command()
+@app.command(rich_help_panel="Plugins")
 @guarded
 def archs(as_json: Json = False):
     """List the architectures you can pass to --arch, with their hyperparameters."""
@@ -61,7 +61,7 @@ def archs(as_json: Json = False):
             typer.echo(f"Error: architecture {row['name']!r} is {row['error']}.", err=True)
 
 
-@app.command()
+@app.command(rich_help_panel="Plugins")
 @guarded
 def plugins(as_json: Json = False):
     """List every plugin, built-in or installed, its hooks and whether it loaded."""
