@@ -1,7 +1,7 @@
 """The plain in-memory recipe that daeflow replaces, for bench/memory.py to measure.
 
 np.load both arrays, scale to float32 [0, 1], sklearn train_test_split, the conv_baseline
-autoencoder written out in Keras, fit with validation_data, as a tutorial would.
+autoencoder (daeflow's builder, the same layers), fit with validation_data, as a tutorial would.
 
     .venv/bin/python bench/plain_recipe.py --clean DIR/clean.npy --noisy DIR/noisy.npy
 """
@@ -16,28 +16,15 @@ import time
 
 import keras
 import numpy as np
-from keras import layers
 from sklearn.model_selection import train_test_split
 
 
-def conv_baseline(input_shape, filters: int = 32, kernel_size: int = 3) -> keras.Model:
-    """The same layers as daeflow's conv_baseline with its default hyperparameters."""
-    f, k = filters, kernel_size
-    inputs = keras.Input(shape=input_shape, name="noisy")
-    # Encoder
-    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
-    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
-    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
-    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
-    x = layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
-    # Decoder
-    x = layers.UpSampling2D(2, name="dec1_up")(x)
-    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="dec1_conv")(x)
-    x = layers.UpSampling2D(2, name="dec2_up")(x)
-    outputs = layers.Conv2D(
-        input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv"
-    )(x)
-    return keras.Model(inputs, outputs, name="conv_baseline")
+def conv_baseline(input_shape) -> keras.Model:
+    """daeflow's conv_baseline with its default hyperparameters: the very same model."""
+    from daeflow.registry import get_architecture
+
+    spec = get_architecture("conv_baseline").spec
+    return spec.build(input_shape, spec.defaults)
 
 
 def main(argv=None) -> None:

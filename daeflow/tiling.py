@@ -4,7 +4,7 @@ Each tile is read with a margin of context on every side (cut at the image borde
 border pixels see what the untiled model sees) and only its core is kept. Tile corners
 sit on multiples of the architecture's size multiple, so pooling grids line up with the
 untiled ones; with a margin wider than the receptive field the result equals the
-untiled one.
+untiled one. Only one tile is ever converted to float32.
 """
 
 import numpy as np
@@ -12,29 +12,30 @@ import numpy as np
 from daeflow.pipeline import pad_to_multiple
 
 
-def _starts(size: int, core: int) -> range:
-    return range(0, size, core)
-
-
-def denoise_image(model, image: np.ndarray, tile: int = 512, margin: int = 32, multiple: int = 1):
-    """Denoise one (H, W, C) float32 image on the [0, 1] scale; returns the same shape."""
+def denoised_tiles(model, image, scale, tile=512, margin=32, multiple=1):
+    """Yield (top, left, core) with core the denoised float32 [0, 1] pixels of each tile."""
     height, width = image.shape[:2]
     padded = pad_to_multiple(image[None], multiple)[0]
     ph, pw = padded.shape[:2]
     core = max(multiple, tile // multiple * multiple)
     margin = -(-margin // multiple) * multiple
-    out = np.empty(padded.shape, dtype=np.float32)
-    for top in _starts(ph, core):
-        for left in _starts(pw, core):
+    for top in range(0, ph, core):
+        for left in range(0, pw, core):
             y0, x0 = max(0, top - margin), max(0, left - margin)
             y1, x1 = min(ph, top + core + margin), min(pw, left + core + margin)
-            window = padded[y0:y1, x0:x1][None]
+            window = padded[y0:y1, x0:x1][None].astype(np.float32) * np.float32(scale)
             result = np.asarray(model(window, training=False))[0]
-            ch, cw = min(core, ph - top), min(core, pw - left)
-            out[top : top + ch, left : left + cw] = result[
-                top - y0 : top - y0 + ch, left - x0 : left - x0 + cw
-            ]
-    return out[:height, :width]
+            ch, cw = min(core, height - top), min(core, width - left)
+            if ch > 0 and cw > 0:
+                yield top, left, result[top - y0 : top - y0 + ch, left - x0 : left - x0 + cw]
+
+
+def denoise_image(model, image, tile: int = 512, margin: int = 32, multiple: int = 1):
+    """Denoise one (H, W, C) float32 image on the [0, 1] scale; returns the same shape."""
+    out = np.empty(image.shape, dtype=np.float32)
+    for top, left, core in denoised_tiles(model, image, 1.0, tile, margin, multiple):
+        out[top : top + core.shape[0], left : left + core.shape[1]] = core
+    return out
 
 
 def as_batch(array: np.ndarray) -> np.ndarray:
@@ -52,11 +53,14 @@ def denoise_array(
     """Denoise (H, W), (H, W, C) or (N, H, W, C) data on its own scale; same shape and dtype."""
     batch = as_batch(array)
     out = np.empty(batch.shape, dtype=array.dtype)
-    scale = np.float32(1.0 / data_range)
     for i in range(len(batch)):
-        image = batch[i].astype(np.float32) * scale
-        denoised = denoise_image(denoiser.model, image, tile, margin, denoiser.size_multiple)
-        out[i] = restore(denoised, data_range, array.dtype)
+        tiles = denoised_tiles(
+            denoiser.model, batch[i], 1.0 / data_range, tile, margin, denoiser.size_multiple
+        )
+        for top, left, core in tiles:
+            out[i, top : top + core.shape[0], left : left + core.shape[1]] = restore(
+                core, data_range, array.dtype
+            )
     return out.reshape(array.shape)
 
 

@@ -3,6 +3,17 @@
 from daeflow import Architecture, HyperParam, hookimpl
 
 
+def encoder(inputs, f: int, k: int):
+    """Conv f > pool > conv f/2 > pool > conv f/4 (the bottleneck); shared with conv_transpose."""
+    from keras import layers
+
+    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
+    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
+    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
+    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
+    return layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
+
+
 def build(input_shape, params):
     """Conv 32 > pool > conv 16 > pool > conv 8 > up > conv 16 > up > conv C (sigmoid)."""
     import keras
@@ -11,11 +22,7 @@ def build(input_shape, params):
     f, k = params["filters"], params["kernel_size"]
     inputs = keras.Input(shape=input_shape, name="noisy")
     # Encoder
-    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
-    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
-    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
-    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
-    x = layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
+    x = encoder(inputs, f, k)
     # Decoder
     x = layers.UpSampling2D(2, name="dec1_up")(x)
     x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="dec1_conv")(x)
@@ -26,14 +33,16 @@ def build(input_shape, params):
     return keras.Model(inputs, outputs, name="conv_baseline")
 
 
+HYPERPARAMS = (
+    HyperParam("filters", "int", 32, "Filters of the first conv; later ones halve.", min=4),
+    HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
+)
+
 ARCHITECTURE = Architecture(
     name="conv_baseline",
     description="Reference conv autoencoder: 32-16-8 encoder, upsampling decoder, sigmoid out.",
     build=build,
-    hyperparams=(
-        HyperParam("filters", "int", 32, "Filters of the first conv; later ones halve.", min=4),
-        HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
-    ),
+    hyperparams=HYPERPARAMS,
     size_multiple=4,
 )
 

@@ -1,6 +1,7 @@
 """conv_transpose: the baseline encoder with learned, strided Conv2DTranspose upsampling."""
 
-from daeflow import Architecture, HyperParam, hookimpl
+from daeflow import Architecture, hookimpl
+from daeflow.architectures.conv_baseline import HYPERPARAMS, encoder
 
 
 def build(input_shape, params):
@@ -11,11 +12,7 @@ def build(input_shape, params):
     f, k = params["filters"], params["kernel_size"]
     inputs = keras.Input(shape=input_shape, name="noisy")
     # Encoder
-    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
-    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
-    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
-    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
-    x = layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
+    x = encoder(inputs, f, k)
     # Decoder
     x = layers.Conv2DTranspose(
         f // 2, k, strides=2, activation="relu", padding="same", name="dec1_convt"
@@ -33,10 +30,7 @@ ARCHITECTURE = Architecture(
     name="conv_transpose",
     description="Baseline encoder with learned upsampling by strided Conv2DTranspose.",
     build=build,
-    hyperparams=(
-        HyperParam("filters", "int", 32, "Filters of the first conv; later ones halve.", min=4),
-        HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
-    ),
+    hyperparams=HYPERPARAMS,
     size_multiple=4,
 )
 
