@@ -23,7 +23,8 @@ class ProbeLogger(keras.callbacks.Callback):
 
     def __init__(self, subset, multiple: int = 1):
         super().__init__()
-        indices = np.sort(subset.indices)[:PROBES]
+        ordered = np.sort(subset.indices)  # spread over the split, the same for the same seed
+        indices = ordered[np.unique(np.linspace(0, len(ordered) - 1, PROBES).astype(int))]
         self.noisy, self.clean = subset.source.batch(indices)
         self.multiple = multiple
 

@@ -52,7 +52,18 @@ def ui_command(store: Path | None, tracking_uri: str | None, port: int) -> list[
     """The `mlflow ui` command line, bound to 127.0.0.1."""
     import sys
 
-    command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     if store is not None:
         backend, artifacts = store_uris(store)
         command += ["--backend-store-uri", backend]
@@ -74,12 +85,11 @@ def ui(
 ):
     """Start the MLflow UI for a store, bound to 127.0.0.1, and print its URL."""
     import os
-    import subprocess
+    import sys
 
     command = ui_command(store, tracking_uri, port)
     typer.echo(f"MLflow UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
-    try:
-        raise typer.Exit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    sys.stdout.flush()
+    # One worker and no job runner: the UI starts in seconds instead of half a minute.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    os.execve(sys.executable, command, env)  # signals reach the server itself
