@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-throughput bench-memory bench-quality example-store clean
+.PHONY: run test lint example-store clean
 
 $(STAMP): pyproject.toml plugins/daeflow-resunet/pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -37,7 +37,13 @@ def test_archs_json_lists_the_builtins_with_their_plugin():
     result = CliRunner().invoke(app, ["archs", "--json"])
     assert result.exit_code == 0
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"conv_baseline", "conv_deep", "conv_transpose", "residual"}
+    assert set(rows) == {
+        "conv_baseline",
+        "conv_deep",
+        "conv_transpose",
+        "residual",
+        "residual_fast",
+    }
     assert rows["conv_baseline"]["distribution"] == "daeflow"
     assert rows["conv_baseline"]["plugin"] == "daeflow.architectures.conv_baseline"
     assert {p["name"]: p["default"] for p in rows["conv_baseline"]["hyperparams"]} == {

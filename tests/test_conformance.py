@@ -10,7 +10,7 @@ from daeflow.cli import app
 from daeflow.plugins import get_plugins
 from daeflow.testing import ConformanceError, check_architecture
 
-BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual")
+BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast")
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from daeflow.plugins import get_plugins, reset_plugins
 from daeflow.registry import all_architectures, get_architecture
 
 HOOK = "from daeflow import hookimpl\n@hookimpl\ndef {signature}:\n    return []\n"
-BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual")
+BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast")
 _ids = itertools.count()
 
 GOOD = """

@@ -281,7 +281,7 @@ def test_unknown_arch_lists_valid_names(tracking_uri, good):
     clean, noisy = good
     result = invoke(tracking_uri, "--arch", "unet9000", "--clean", clean, "--noisy", noisy)
     line = assert_refused(result, tracking_uri, "Unknown architecture 'unet9000'")
-    for name in ("conv_baseline", "conv_deep", "conv_transpose", "residual"):
+    for name in ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast"):
         assert name in line
 
 

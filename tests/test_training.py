@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from daeflow.cli import app
 
-BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual")
+BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast")
 EPOCHS = 2
 
 RELOAD = """
