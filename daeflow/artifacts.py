@@ -1,21 +1,31 @@
-"""What a run logs beyond per-epoch numbers: probe grids, per-image tables, worst images, cost."""
+"""What a run logs as it trains and ends: epoch metrics, probe grids, per-image tables, cost."""
 
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-import keras
 import mlflow
 import numpy as np
 
+from daeflow.backend import load_keras
 from daeflow.evaluation import Scores
 from daeflow.images import denoising_grid
 from daeflow.pipeline import predict
 
+keras = load_keras()
+
 PROBES = 4
 EXAMPLES = "test_examples.npz"
 COST_SIZE = 256
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs every numeric value of each epoch's logs as an MLflow metric with step=epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or np.ndim(v) == 0}
+        mlflow.log_metrics(values, step=epoch)
 
 
 class ProbeLogger(keras.callbacks.Callback):

@@ -85,7 +85,9 @@ METHODS = {
             {"sigma": (0.5, 0.8, 1.0, 1.5, 2.0)},
         ),
         Method("median", "scipy.ndimage.median_filter", _median, {"size": (3, 5)}),
-        Method("nlm", "skimage.restoration.denoise_nl_means", _nlm, {"h": (0.6, 0.8, 1.0, 1.2)}),
+        Method(
+            "nlm", "skimage.restoration.denoise_nl_means", _nlm, {"h": (0.4, 0.5, 0.6, 0.8, 1.0)}
+        ),
         Method(
             "tv",
             "skimage.restoration.denoise_tv_chambolle",

@@ -3,9 +3,10 @@
 import math
 import time
 
-import keras
-
+from daeflow.backend import load_keras
 from daeflow.evaluation import evaluate
+
+keras = load_keras()
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -6,7 +6,6 @@ import signal
 import threading
 import warnings
 
-import keras
 import mlflow
 import numpy as np
 
@@ -53,14 +52,6 @@ def tracked_run(experiment: str, run_name: str | None, tags: dict, nested: bool 
         mlflow.end_run("FAILED")
         raise
     mlflow.end_run("FINISHED")
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """Logs every numeric value of each epoch's logs as an MLflow metric with step=epoch."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        values = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or np.ndim(v) == 0}
-        mlflow.log_metrics(values, step=epoch)
 
 
 def sha256_digest(*arrays) -> str:

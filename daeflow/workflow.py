@@ -114,7 +114,7 @@ def train_in_active_run(prepared: PreparedRun, write=print):
         f"Training {arch.name} on {len(data.train)} images "
         f"(validation {len(data.val)}, test {len(data.test)})."
     )
-    callbacks = [tracking.EpochLogger(), artifacts.ProbeLogger(data.val, data.source.pad_multiple)]
+    callbacks = [artifacts.EpochLogger(), artifacts.ProbeLogger(data.val, data.source.pad_multiple)]
     result = trainer.fit(prepared.model, data.train, data.val, config.train, callbacks, write)
     metrics = test_metrics(result.model, data, config.train.batch_size)
     metrics.update(
