@@ -138,7 +138,31 @@ def training_dataset(
         noisy, clean = tf.numpy_function(load, [batch_indices], [tf.float32, tf.float32])
         return tf.ensure_shape(noisy, shape), tf.ensure_shape(clean, shape)
 
+    if not (fresh or patch_size or augment or source.pad_multiple > 1) and _in_memory(source):
+        to_tensors = _gather_in_graph(source)
     epoch = np.tile(np.asarray(indices, dtype=np.int64), repeats)
     dataset = tf.data.Dataset.from_tensor_slices(epoch)
     dataset = dataset.shuffle(len(epoch), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).map(to_tensors).prefetch(tf.data.AUTOTUNE)
+
+
+def _in_memory(source: PairSource) -> bool:
+    arrays = (source.clean.array, source.noisy.array)
+    return not any(isinstance(a, np.memmap) for a in arrays)
+
+
+def _gather_in_graph(source: PairSource):
+    """Fixed pairs already in RAM: gather and scale inside TensorFlow, no Python per batch."""
+    import tensorflow as tf
+
+    clean, noisy = tf.constant(source.clean.array), tf.constant(source.noisy.array)
+    scale = np.float32(1.0 / source.data_range)
+
+    def to_tensors(batch_indices):
+        pick = tf.sort(batch_indices)
+        return (
+            tf.cast(tf.gather(noisy, pick), tf.float32) * scale,
+            tf.cast(tf.gather(clean, pick), tf.float32) * scale,
+        )
+
+    return to_tensors
