@@ -104,7 +104,9 @@ def _load_entry_point(plugins: PluginSet, ep: importlib.metadata.EntryPoint) -> 
     dist = ep.dist.name if ep.dist else "?"
     version = ep.dist.version if ep.dist else "?"
     try:
-        pm.load_setuptools_entrypoints(GROUP, name=ep.name)
+        # ep.load() + register: pluggy's load_setuptools_entrypoints would scan every
+        # installed distribution again for each plugin, and stop at the first that fails.
+        pm.register(ep.load(), name=ep.name)
         pm.check_pending()
     except Exception as exc:  # a broken plugin must not take the others down
         plugin = pm.get_plugin(ep.name)
