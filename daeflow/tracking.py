@@ -97,22 +97,12 @@ def pip_requirements(plugin_distribution: str, plugin_version: str) -> list[str]
     return reqs
 
 
-def inference_copy(model):
-    """The same layers and weights without the optimizer's state: a third of the file size."""
-    from daeflow.backend import load_keras
-
-    copy = load_keras().models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def log_model(model, metadata: dict, plugin_distribution: str, plugin_version: str):
     """Log the Keras model with a signature, pinned requirements and daeflow's loader."""
     from mlflow.models import Model
 
     from daeflow import mlflow_flavor
 
-    model = inference_copy(model)
     metadata = {
         **metadata,
         "custom_object_modules": mlflow_flavor.custom_object_modules(model),
