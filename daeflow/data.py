@@ -74,10 +74,6 @@ class ImageArray:
         for start in range(0, len(self), step):
             yield start, self.read(np.arange(start, min(start + step, len(self))))
 
-    def take(self, indices) -> "ImageArray":
-        """A new in-memory ImageArray holding the images at `indices`."""
-        return ImageArray(self.read(indices), self.name)
-
 
 def _check_file(path: Path, what: str) -> bytes:
     if not path.exists():

@@ -49,12 +49,3 @@ def _as_batches(clean, estimate, data_range):
     if clean.ndim == 3:
         clean, estimate = clean[None], estimate[None]
     return clean, estimate
-
-
-def summarize(clean: np.ndarray, estimate: np.ndarray, data_range: float) -> dict[str, float]:
-    """Mean PSNR, SSIM and MSE of a batch (MSE on the data's scale)."""
-    return {
-        "psnr": float(np.mean(psnr(clean, estimate, data_range))),
-        "ssim": float(np.mean(ssim(clean, estimate, data_range))),
-        "mse": float(np.mean((np.asarray(clean, np.float64) - np.asarray(estimate)) ** 2)),
-    }

@@ -1,6 +1,5 @@
 """Load a denoiser back from MLflow (runs:/, models:/) or a local path, with its data range."""
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +60,3 @@ def load_denoiser(uri: str) -> Denoiser:
             f"Cannot load the model at {uri}: {str(exc).splitlines()[0]}"
         ) from None
     return Denoiser(model, metadata.get("data_range"), int(metadata.get("size_multiple", 1)), uri)
-
-
-def model_source(uri: str) -> str:
-    """A short description of where a model came from, for messages."""
-    return uri if "://" in uri or ":/" in uri else os.path.abspath(uri)

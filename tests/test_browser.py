@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
+
+def example_store():
+    """scripts/make_example_store.py as a module: its server shutdown serves the test too."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "make_example_store.py"
+    spec = importlib.util.spec_from_file_location("make_example_store", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 pytestmark = pytest.mark.browser
 
@@ -106,22 +117,7 @@ def ui(tmp_path_factory):
                 time.sleep(0.5)
         yield UI(url, log_path)
     finally:
-        stop_group(server)
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGTERM a process group and wait until all of it is gone; SIGKILL what lingers."""
-    os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        process.poll()  # reaps the leader; its children are reparented and reaped elsewhere
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+        example_store().stop(server)
 
 
 @pytest.fixture(scope="module")
