@@ -14,6 +14,7 @@ class Denoiser:
     data_range: float | None
     size_multiple: int = 1
     uri: str = ""
+    self_ensemble: bool = False  # model averages over the 8 flips/rotations of its input
 
 
 def _local_model_dir(uri: str) -> Path:

@@ -49,7 +49,20 @@ class PairSource:
     def batch(self, indices, rng: np.random.Generator | None = None):
         """(noisy, clean) scaled to [0, 1]; `rng` given means fresh synthetic noise."""
         clean = self.clean.read(indices).astype(np.float32)
-        noisy = self._noisy(indices, clean, rng)
+        return self._scaled(self._noisy(indices, clean, rng), clean)
+
+    def training_batch(self, indices, rng: np.random.Generator, patch_size: int | None = None):
+        """Like `batch` with fresh noise, cropped to random patches before any noise is drawn."""
+        clean = self.clean.read(indices)
+        noisy = None if self.noisy is None else self.noisy.read(indices)
+        if patch_size:
+            clean, noisy = random_crop(clean, noisy, patch_size, rng)
+        clean = clean.astype(np.float32)
+        if noisy is None:
+            noisy = self.noise.apply(clean, rng, self.noise_params, self.data_range)
+        return self._scaled(np.asarray(noisy, dtype=np.float32), clean)
+
+    def _scaled(self, noisy: np.ndarray, clean: np.ndarray):
         scale = np.float32(1.0 / self.data_range)
         return noisy * scale, clean * scale
 
@@ -76,15 +89,15 @@ def predict(model, noisy: np.ndarray, multiple: int = 1) -> np.ndarray:
     return np.asarray(output)[:, :height, :width, :]
 
 
-def random_crop(noisy, clean, size, rng):
-    """The same random size x size crop of each image in both arrays."""
+def random_crop(clean, noisy, size, rng):
+    """The same random size x size crop of each image in both arrays (`noisy` may be None)."""
     n, height, width = clean.shape[:3]
     tops = rng.integers(0, height - size + 1, n)
     lefts = rng.integers(0, width - size + 1, n)
     rows = (tops[:, None] + np.arange(size))[:, :, None]
     cols = (lefts[:, None] + np.arange(size))[:, None, :]
     picks = (np.arange(n)[:, None, None], rows, cols)
-    return noisy[picks], clean[picks]
+    return clean[picks], None if noisy is None else noisy[picks]
 
 
 def random_flip_rotate(noisy, clean, rng):
@@ -122,9 +135,7 @@ def training_dataset(
     fresh = source.noisy is None
 
     def load(batch_indices):
-        noisy, clean = source.batch(np.sort(batch_indices), rng if fresh else None)
-        if patch_size:
-            noisy, clean = random_crop(noisy, clean, patch_size, rng)
+        noisy, clean = source.training_batch(np.sort(batch_indices), rng, patch_size)
         if augment:
             noisy, clean = random_flip_rotate(noisy, clean, rng)
         if source.pad_multiple > 1 and not patch_size:

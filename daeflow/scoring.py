@@ -51,6 +51,7 @@ def evaluate_model(denoiser, clean_path, noisy_path, data_range, log=False, expe
                     "data.clean": clean_path,
                     "data.noisy": noisy_path,
                     "data.range": data_range,
+                    "self_ensemble": denoiser.self_ensemble,
                 }
             )
             mlflow.log_metrics(metrics)

@@ -22,6 +22,19 @@ def test_builtins_conform(name):
     assert any("save/load round trip" in check for check in report.passed)
 
 
+@pytest.mark.slow
+def test_dilated_residual_conforms_with_ircnn_dilations():
+    from daeflow.architectures.residual import build
+    from daeflow.registry import get_architecture
+
+    params = {"depth": 7, "width": 8, "dilation": 4}
+    report = check_architecture("residual", params)
+    assert any("training lowers the loss" in check for check in report.passed)
+    model = build((None, None, 1), {**get_architecture("residual").spec.defaults, **params})
+    rates = [layer.dilation_rate[0] for layer in model.layers if "conv" in layer.name]
+    assert rates == [1, 2, 3, 4, 3, 2, 1]
+
+
 def _with_lambda(input_shape, params):
     import keras
 

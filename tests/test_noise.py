@@ -100,6 +100,18 @@ def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
     np.testing.assert_array_equal(batched, eval_a)
 
 
+def test_training_patches_are_crops_of_the_clean_images_with_fresh_noise():
+    source = synthetic_source(sigma=25.0)
+    rng = np.random.default_rng(0)
+    (noisy_a, clean_a), (noisy_b, _) = [source.training_batch([2, 5], rng, 8) for _ in range(2)]
+    assert noisy_a.shape == clean_a.shape == (2, 8, 8, 1) and noisy_a.dtype == np.float32
+    for patch, image in zip(clean_a, source.clean.array[[2, 5]] / 255, strict=True):
+        windows = np.lib.stride_tricks.sliding_window_view(image[..., 0], (8, 8))
+        assert np.isclose(windows, patch[..., 0], atol=1e-6).all(axis=(2, 3)).any()
+    assert 0.05 < np.std(noisy_a - clean_a) < 0.15  # sigma 25 / 255 = 0.098
+    assert not np.array_equal(noisy_a, noisy_b)
+
+
 def test_evaluation_noise_depends_on_the_seed():
     source = synthetic_source()
     other = PairSource(source.clean, None, 255.0, source.noise, source.noise_params, seed=1)

@@ -3,6 +3,11 @@
 from daeflow import Architecture, HyperParam, hookimpl
 
 
+def dilations(depth: int, widest: int) -> list[int]:
+    """IRCNN's ramp 1, 2, ..., widest, ..., 2, 1 over `depth` layers (all 1 when widest is 1)."""
+    return [max(1, min(i + 1, depth - i, widest)) for i in range(depth)]
+
+
 def build(input_shape, params):
     """Conv-relu, (depth - 2) x conv(-BN)-relu, conv to C channels = noise; out = input - noise."""
     import keras
@@ -14,10 +19,18 @@ def build(input_shape, params):
         params["depth"],
         params["batch_norm"],
     )
+    rates = dilations(depth, params["dilation"])
     inputs = keras.Input(shape=input_shape, name="noisy")
     x = layers.Conv2D(width, k, padding="same", activation="relu", name="block1_conv")(inputs)
     for i in range(2, depth):
-        x = layers.Conv2D(width, k, padding="same", use_bias=not bn, name=f"block{i}_conv")(x)
+        x = layers.Conv2D(
+            width,
+            k,
+            padding="same",
+            dilation_rate=rates[i - 1],
+            use_bias=not bn,
+            name=f"block{i}_conv",
+        )(x)
         if bn:
             x = layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = layers.Activation("relu", name=f"block{i}_relu")(x)
@@ -35,6 +48,9 @@ ARCHITECTURE = Architecture(
         HyperParam("width", "int", 48, "Filters of every hidden conv.", min=4),
         HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
         HyperParam("batch_norm", "bool", False, "Batch-normalise hidden convs."),
+        HyperParam(
+            "dilation", "int", 1, "Widest dilation of IRCNN's 1, 2, .., 2, 1 ramp.", min=1, max=8
+        ),
     ),
     size_multiple=1,
     output_range="any",
