@@ -125,7 +125,7 @@ def main() -> int:
     parser.add_argument("--patch-size", type=int, default=40)
     parser.add_argument("--patches-per-image", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality")
