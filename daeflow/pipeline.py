@@ -29,12 +29,10 @@ class PairSource:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.clean.shape[1:])
 
-    def _noisy(self, indices, clean: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    def _noisy(self, indices, clean: np.ndarray) -> np.ndarray:
+        """The fixed noisy images: given pairs, or noise seeded by each image's index."""
         if self.noisy is not None:
             return self.noisy.read(indices).astype(np.float32)
-        if rng is not None:
-            noisy = self.noise.apply(clean, rng, self.noise_params, self.data_range)
-            return np.asarray(noisy, dtype=np.float32)
         rows = [
             self.noise.apply(
                 image,
@@ -46,13 +44,13 @@ class PairSource:
         ]
         return np.stack(rows).astype(np.float32)
 
-    def batch(self, indices, rng: np.random.Generator | None = None):
-        """(noisy, clean) scaled to [0, 1]; `rng` given means fresh synthetic noise."""
+    def batch(self, indices):
+        """Fixed (noisy, clean) pairs scaled to [0, 1], the same on every call: for evaluation."""
         clean = self.clean.read(indices).astype(np.float32)
-        return self._scaled(self._noisy(indices, clean, rng), clean)
+        return self._scaled(self._noisy(indices, clean), clean)
 
     def training_batch(self, indices, rng: np.random.Generator, patch_size: int | None = None):
-        """Like `batch` with fresh noise, cropped to random patches before any noise is drawn."""
+        """(noisy, clean) with fresh synthetic noise, cropped to patches before it is drawn."""
         clean = self.clean.read(indices)
         noisy = None if self.noisy is None else self.noisy.read(indices)
         if patch_size:

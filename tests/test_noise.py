@@ -83,7 +83,7 @@ def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
     source = synthetic_source(noise)
     indices = np.array([1, 4, 6])
     rng = np.random.default_rng(0)
-    (train_a, clean_a), (train_b, clean_b) = source.batch(indices, rng), source.batch(indices, rng)
+    (train_a, clean_a), (train_b, clean_b) = [source.training_batch(indices, rng) for _ in range(2)]
     assert train_a.dtype == np.float32 and train_a.shape == (3, 16, 16, 1)
     assert not np.array_equal(train_a, train_b)
     np.testing.assert_array_equal(clean_a, clean_b)

@@ -88,6 +88,8 @@ TrackingUri = Annotated[
     str | None,
     typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: MLflow's)."),
 ]
+Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
+RunName = Annotated[str | None, typer.Option(help="MLflow run name.")]
 
 
 def print_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from daeflow.cli.common import TrackingUri, app, guarded
+from daeflow.cli.common import Experiment, RunName, TrackingUri, app, guarded
 from daeflow.cli.options import with_data_options
 
 
@@ -17,8 +17,8 @@ def baseline(
         str, typer.Option(help="identity, gaussian, median, nlm, tv or wavelet.")
     ] = "nlm",
     seed: Annotated[int, typer.Option(help="Seed of the split (use the networks' seed).")] = 0,
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "daeflow",
-    run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
+    experiment: Experiment = "daeflow",
+    run_name: RunName = None,
     tracking_uri: TrackingUri = None,
     data_options=None,
 ):

@@ -4,12 +4,17 @@ from typing import Annotated
 
 import typer
 
-from daeflow.cli.common import TrackingUri, app, guarded, warn_plugin_failures
+from daeflow.cli.common import (
+    Experiment,
+    RunName,
+    TrackingUri,
+    app,
+    guarded,
+    warn_plugin_failures,
+)
 from daeflow.cli.options import with_data_options, with_train_options
 
 Seed = Annotated[int, typer.Option(help="Seed of the split, noise and weights.")]
-Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
-RunName = Annotated[str | None, typer.Option(help="MLflow run name.")]
 ArchParam = Annotated[list[str] | None, typer.Option(help="Hyperparameter KEY=VALUE, repeatable.")]
 
 
@@ -47,10 +52,7 @@ def run(
     seed: Seed = 0,
     experiment: Experiment = "daeflow",
     run_name: RunName = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: MLflow's)."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     data_options=None,
     train_values=None,
 ):
