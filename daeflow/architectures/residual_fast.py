@@ -1,36 +1,39 @@
-"""residual_fast: FFDNet-style residual CNN that works at half resolution, 4x cheaper per layer."""
+"""residual_fast: residual CNN whose body works at half resolution, with a full-resolution skip."""
 
 from daeflow import Architecture, HyperParam, hookimpl
 
 
 def build(input_shape, params):
-    """Strided conv down, (depth - 2) convs at half size, transposed conv up; input - noise."""
+    """Conv at full size, 2x2 strided conv down, `depth` convs at half size with twice the
+    filters, transposed conv up plus the full-size features, one more conv; input - noise."""
     import keras
     from keras import layers
 
     width, k, depth = params["width"], params["kernel_size"], params["depth"]
+
+    def conv(x, filters, name):
+        return layers.Conv2D(filters, k, padding="same", activation="relu", name=name)(x)
+
     inputs = keras.Input(shape=input_shape, name="noisy")
-    # Encoder: one strided conv to half resolution
-    x = layers.Conv2D(width, k, strides=2, padding="same", activation="relu", name="down_conv")(
-        inputs
-    )
-    for i in range(1, depth - 1):
-        x = layers.Conv2D(width, k, padding="same", activation="relu", name=f"block{i}_conv")(x)
-    # Decoder: a transposed conv back to full resolution predicts the noise
-    noise = layers.Conv2DTranspose(
-        input_shape[-1], k, strides=2, padding="same", name="noise_convt"
-    )(x)
+    full = conv(inputs, width, "full_conv")
+    x = layers.Conv2D(2 * width, 2, strides=2, activation="relu", name="down_conv")(full)
+    for i in range(1, depth + 1):
+        x = conv(x, 2 * width, f"half{i}_conv")
+    up = layers.Conv2DTranspose(width, 2, strides=2, name="up_convt")(x)
+    x = layers.Activation("relu", name="skip_relu")(layers.Add(name="skip")([up, full]))
+    x = conv(x, width, "refine_conv")
+    noise = layers.Conv2D(input_shape[-1], k, padding="same", name="noise_conv")(x)
     outputs = layers.Subtract(name="denoised")([inputs, noise])
     return keras.Model(inputs, outputs, name="residual_fast")
 
 
 ARCHITECTURE = Architecture(
     name="residual_fast",
-    description="FFDNet-style residual CNN at half resolution: wider field, 4x fewer pixels.",
+    description="Residual CNN: half-resolution body, full-resolution skip; any even size.",
     build=build,
     hyperparams=(
-        HyperParam("depth", "int", 12, "Number of conv layers.", min=3, max=30),
-        HyperParam("width", "int", 48, "Filters of every hidden conv.", min=4),
+        HyperParam("depth", "int", 6, "Convs at half resolution.", min=1, max=30),
+        HyperParam("width", "int", 32, "Filters at full size (twice that at half).", min=4),
         HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
     ),
     size_multiple=2,
