@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SOURCES := daeflow tests plugins bench scripts
 
-.PHONY: run test lint example-store clean
+.PHONY: run test test-fast lint example-store clean
 
 $(STAMP): pyproject.toml plugins/daeflow-resunet/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +16,15 @@ $(STAMP): pyproject.toml plugins/daeflow-resunet/pyproject.toml
 run: $(STAMP)  ## Train conv_baseline on the demo data, logged to ./mlflow.db
 	$(BIN)/daeflow run --arch conv_baseline
 
-test: $(STAMP)  ## Lint, then the whole test suite
-	$(BIN)/ruff check daeflow tests plugins bench scripts
-	$(BIN)/python -m pytest -q
+lint: $(STAMP)  ## ruff: lint and format check
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
-lint: $(STAMP)
-	$(BIN)/ruff check daeflow tests plugins bench scripts
-	$(BIN)/ruff format --check daeflow tests plugins bench scripts
+test: lint  ## Lint, then the whole test suite (CI)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+
+test-fast: lint  ## Lint, then the tests that train no model (the edit loop)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow and not browser"
 
 example-store: $(STAMP)  ## Rebuild mlruns.example/, the demo store for 'daeflow ui --store mlruns.example'
 	$(BIN)/python scripts/make_example_store.py

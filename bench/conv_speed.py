@@ -30,7 +30,7 @@ def dncnn(shape, depth: int = 8, width: int = 32) -> keras.Model:
 
 
 def residual_fast(shape) -> keras.Model:
-    from daeflow.registry import get_architecture
+    from daeflow.plugin.registry import get_architecture
 
     spec = get_architecture("residual_fast").spec
     return spec.build(shape, spec.defaults)

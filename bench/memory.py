@@ -3,6 +3,13 @@
     .venv/bin/python bench/memory.py make-data --out /tmp/daeflow-mem --gigabytes 2
     .venv/bin/python bench/memory.py measure --data /tmp/daeflow-mem
 
+Few huge images (three 10000x10000 uint8 pairs, 600 MB), trained on patches:
+
+    .venv/bin/python bench/memory.py make-data --out /tmp/daeflow-huge --size 10000 \
+        --max-images 3 --gigabytes 1
+    .venv/bin/python bench/memory.py measure --data /tmp/daeflow-huge --only daeflow \
+        --patch-size 64 --batch-size 32
+
 `make-data` writes clean.npy and noisy.npy (uint8, noisy = clean + Gaussian noise, clipped)
 16 MiB of images at a time (header by open_memmap, data by positioned writes), so writing
 never holds the dataset in memory.
@@ -181,6 +188,7 @@ def measure(args) -> None:
         print(f"warning: {message}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="daeflow-memory-"))
     common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    patches = ["--patch-size", str(args.patch_size)] if args.patch_size else []
     commands = {
         "daeflow": [
             str(daeflow),
@@ -192,6 +200,7 @@ def measure(args) -> None:
             "--noisy",
             str(noisy),
             *common,
+            *patches,
             "--tracking-uri",
             f"sqlite:///{tmp}/mlflow.db",
         ],
@@ -266,6 +275,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--data", required=True, help="Folder holding clean.npy and noisy.npy.")
     run.add_argument("--epochs", type=int, default=1)
     run.add_argument("--batch-size", type=int, default=64)
+    run.add_argument("--patch-size", type=int, default=None, help="daeflow only: train on patches.")
     run.add_argument("--only", choices=("both", "daeflow", "plain"), default="both")
     run.add_argument(
         "--force",

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 def conv_baseline(input_shape) -> keras.Model:
     """daeflow's conv_baseline with its default hyperparameters: the very same model."""
-    from daeflow.registry import get_architecture
+    from daeflow.plugin.registry import get_architecture
 
     spec = get_architecture("conv_baseline").spec
     return spec.build(input_shape, spec.defaults)

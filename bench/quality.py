@@ -70,6 +70,8 @@ def train_command(args, clean_path: Path, store: str) -> list[str]:
         "--tracking-uri",
         store,
         "--jit-compile" if args.jit else "--no-jit-compile",
+        "--precision",
+        args.precision,
     ]
     for pair in args.arch_param:
         command += ["--arch-param", pair]
@@ -78,7 +80,7 @@ def train_command(args, clean_path: Path, store: str) -> list[str]:
 
 def set12_scores(model) -> tuple[list, float]:
     """Per-image (name, noisy PSNR, PSNR, SSIM) on Set12, and the seconds spent denoising."""
-    from daeflow.metrics import psnr, ssim
+    from daeflow.quality.metrics import psnr, ssim
 
     rows, seconds = [], 0.0
     names = sorted(p.name for p in (DATA / "Set12").glob("*.png"))
@@ -128,6 +130,11 @@ def main() -> int:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="daeflow --precision: auto picks mixed_bfloat16 on CPUs with amx_bf16/avx512_bf16",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--run-id", help="skip training; score this run's model")
     parser.add_argument(
@@ -159,11 +166,15 @@ def main() -> int:
         )[0]
     else:
         run = mlflow.get_run(args.run_id)
-    from daeflow.ensemble import self_ensemble
-    from daeflow.models import load_denoiser
+    from daeflow.infer.ensemble import self_ensemble
+    from daeflow.infer.loading import load_denoiser
 
     model = load_denoiser(f"runs:/{run.info.run_id}/model").model
-    print(f"\nSet12, Gaussian sigma {SIGMA:g}, run {run.info.run_id} ({run.data.params['arch']})")
+    params = run.data.params
+    print(
+        f"\nSet12, Gaussian sigma {SIGMA:g}, run {run.info.run_id} ({params['arch']}), trained "
+        f"in {params.get('precision.policy', 'float32')} ({params.get('precision.reason', '')})"
+    )
     rows, seconds = set12_scores(model)
     mean = print_table(rows)
     means = {"one pass": (mean, seconds)}
@@ -171,7 +182,12 @@ def main() -> int:
         print("\nThe same model with --self-ensemble (mean of the 8 flips/rotations):")
         rows, ensemble_seconds = set12_scores(self_ensemble(model))
         means["self-ensemble"] = (print_table(rows), ensemble_seconds)
-    metrics = run.data.metrics
+    from daeflow.track.names import value as metric
+
+    metrics = {
+        key: metric(run.data.metrics, key)
+        for key in ("train_seconds", "train_images_per_second", "trainable_params")
+    }
     print(
         f"\ntraining: {metrics['train_seconds']:.0f} s wall (validation included), "
         f"stop reason {run.data.tags.get('stop_reason')}, "

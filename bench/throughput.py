@@ -45,6 +45,7 @@ class Timing:
     epoch_seconds: list[float]
     extra_seconds: list[float] = field(default_factory=list)
     reported: float | None = None
+    precision: str = "float32"
 
     @property
     def images_per_second(self) -> float:
@@ -98,7 +99,7 @@ def validation_starts():
     moment training of the epoch ended. The library is not changed: the method is
     wrapped for the duration of the block and restored after.
     """
-    from daeflow import callbacks
+    from daeflow.train import callbacks
 
     original = callbacks.Validator.on_epoch_end
     starts: list[float] = []
@@ -116,21 +117,22 @@ def validation_starts():
 
 def architecture(name: str):
     """The registered architecture and its default hyperparameters, as `daeflow run` has them."""
-    from daeflow.registry import get_architecture
+    from daeflow.plugin.registry import get_architecture
 
     provided = get_architecture(name)
     return provided, dict(provided.spec.defaults)
 
 
-def run_daeflow(clean, noisy, args, jit: str, repeat: int) -> Timing:
+def run_daeflow(clean, noisy, args, jit: str, repeat: int, precision: str) -> Timing:
     """daeflow's library path for training: registry, build_checked, PairSource, trainer.fit."""
     import keras
 
-    from daeflow import building, trainer
     from daeflow.config import TrainOptions
-    from daeflow.data import ImageArray
-    from daeflow.inputs import Subset
-    from daeflow.pipeline import PairSource
+    from daeflow.data.arrays import ImageArray
+    from daeflow.data.pairs import PairSource
+    from daeflow.data.prepare import Subset
+    from daeflow.plugin import building
+    from daeflow.train import trainer
 
     provided, params = architecture(args.arch)
     source = PairSource(ImageArray(clean, "clean"), ImageArray(noisy, "noisy"), 255.0)
@@ -138,12 +140,13 @@ def run_daeflow(clean, noisy, args, jit: str, repeat: int) -> Timing:
     val = Subset(source, np.arange(min(len(clean), args.val_images)))
     keras.utils.set_random_seed(args.seed)
     probe = building.probe_size(source.image_shape, provided.spec.size_multiple)
-    model = building.build_checked(provided, params, clean.shape[-1], probe)
+    model = building.build_checked(provided, params, clean.shape[-1], probe, precision)
     options = TrainOptions(
         epochs=args.epochs,
         batch_size=args.batch_size,
         jit_compile=JIT_SETTINGS[jit],
         seed=args.seed,
+        precision=precision,
     )
     timer = epoch_timer()
     with validation_starts() as starts:
@@ -161,16 +164,22 @@ def run_daeflow(clean, noisy, args, jit: str, repeat: int) -> Timing:
         [starts[i] - timer.begins[i] for i in timed],
         [timer.ends[i] - starts[i] for i in timed],
         result.images_per_second,
+        precision,
     )
 
 
-def run_plain(x, y, args, jit: str, repeat: int) -> Timing:
-    """model.fit(x, y, batch_size=B, epochs=E, shuffle=True) on the float32 arrays."""
+def run_plain(x, y, args, jit: str, repeat: int, precision: str) -> Timing:
+    """model.fit(x, y, batch_size=B, epochs=E, shuffle=True) on the float32 arrays; a mixed
+    precision as Keras's guide sets it: the global dtype policy while the model is built."""
     import keras
 
     provided, params = architecture(args.arch)
     keras.utils.set_random_seed(args.seed)
-    model = provided.spec.build((None, None, x.shape[-1]), dict(params))
+    keras.config.set_dtype_policy(precision)
+    try:
+        model = provided.spec.build((None, None, x.shape[-1]), dict(params))
+    finally:
+        keras.config.set_dtype_policy("float32")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=1e-3),
         loss="mse",
@@ -187,7 +196,8 @@ def run_plain(x, y, args, jit: str, repeat: int) -> Timing:
         callbacks=[timer],
     )
     timed = range(args.warmup_epochs, args.epochs)
-    return Timing("plain", jit, repeat, len(x), [timer.ends[i] - timer.begins[i] for i in timed])
+    epochs = [timer.ends[i] - timer.begins[i] for i in timed]
+    return Timing("plain", jit, repeat, len(x), epochs, precision=precision)
 
 
 def fresh_session() -> None:
@@ -223,6 +233,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=64,
         help="Images daeflow validates on each epoch (not timed as training).",
+    )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="Comma-separated Keras dtype policies: float32, mixed_bfloat16, mixed_float16.",
     )
     parser.add_argument("--sigma", type=float, default=25.0, help="Noise sigma on 0..255.")
     parser.add_argument("--seed", type=int, default=0)
@@ -266,31 +281,32 @@ def main(argv=None) -> None:
     y = clean.astype(np.float32) / 255.0
 
     timings: list[Timing] = []
-    for jit in jits:
+    precisions = args.precision.split(",")
+    for jit, precision in [(j, p) for j in jits for p in precisions]:
         for repeat in range(args.repeats):
             order = ("daeflow", "plain") if repeat % 2 == 0 else ("plain", "daeflow")
             for path in order:
                 fresh_session()
                 start = time.perf_counter()
                 if path == "daeflow":
-                    timing = run_daeflow(clean, noisy, args, jit, repeat)
+                    timing = run_daeflow(clean, noisy, args, jit, repeat, precision)
                 else:
-                    timing = run_plain(x, y, args, jit, repeat)
+                    timing = run_plain(x, y, args, jit, repeat, precision)
                 timings.append(timing)
                 epochs = " ".join(f"{e:.2f}" for e in timing.epoch_seconds)
                 print(
-                    f"  jit {jit:<4} repeat {repeat + 1}/{args.repeats} {path:<7} "
+                    f"  jit {jit:<4} {precision:<14} repeat {repeat + 1}/{args.repeats} {path:<7} "
                     f"{timing.images_per_second:9.1f} images/s  timed epochs [s]: {epochs}  "
                     f"(whole run {time.perf_counter() - start:.1f}s)",
                     flush=True,
                 )
 
-    report(args, command, params, jits, timings)
+    report(args, command, params, jits, precisions, timings)
 
 
-def report(args, command: str, params: dict, jits, timings: list[Timing]) -> None:
-    def pick(path, jit):
-        return [t for t in timings if t.path == path and t.jit == jit]
+def report(args, command: str, params: dict, jits, precisions, timings: list[Timing]) -> None:
+    def pick(path, jit, precision):
+        return [t for t in timings if (t.path, t.jit, t.precision) == (path, jit, precision)]
 
     timed_epochs = args.epochs - args.warmup_epochs
     lines = [
@@ -318,12 +334,12 @@ def report(args, command: str, params: dict, jits, timings: list[Timing]) -> Non
         "all epochs incl. epoch 1, fit time minus Validator time",
         f"repeats: {args.repeats}, alternating order; figures are medians over repeats",
         "",
-        f"{'jit':<5} {'plain img/s':>12} {'daeflow img/s':>14} {'ratio d/p':>10} "
+        f"{'jit':<5} {'precision':<15} {'plain img/s':>12} {'daeflow img/s':>14} {'ratio d/p':>10} "
         f"{'daeflow incl. extras':>21} {'extras s/epoch':>15} {'self-reported':>14}  "
         "per-repeat ratios",
     ]
-    for jit in jits:
-        plain, ours = pick("plain", jit), pick("daeflow", jit)
+    for jit, precision in [(j, p) for j in jits for p in precisions]:
+        plain, ours = pick("plain", jit, precision), pick("daeflow", jit, precision)
         p = statistics.median(t.images_per_second for t in plain)
         d = statistics.median(t.images_per_second for t in ours)
         incl = statistics.median(t.with_extras_per_second for t in ours)
@@ -336,8 +352,8 @@ def report(args, command: str, params: dict, jits, timings: list[Timing]) -> Non
             for a, b in zip(ours, plain, strict=True)
         )
         lines.append(
-            f"{jit:<5} {p:>12.1f} {d:>14.1f} {d / p:>10.3f} {incl:>21.1f} {extras:>15.3f} "
-            f"{reported:>14.1f}  {ratios}"
+            f"{jit:<5} {precision:<15} {p:>12.1f} {d:>14.1f} {d / p:>10.3f} {incl:>21.1f} "
+            f"{extras:>15.3f} {reported:>14.1f}  {ratios}"
         )
     lines.append("ratio d/p = median daeflow images/s / median plain images/s (1.0 = parity).")
     print("\n".join(lines))

@@ -1,7 +1,22 @@
-"""daeflow: train image denoisers from NumPy arrays, tracked in MLflow."""
+"""daeflow: train image denoisers from NumPy arrays, tracked in MLflow.
 
-from daeflow.hookspecs import hookimpl
-from daeflow.specs import Architecture, HyperParam, NoiseModel
+Sub-packages, lowest first; a module imports only from packages below its own
+(tests/test_layout.py checks it):
+
+    errors, backend   exceptions users see; importing Keras quietly
+    plugin            hook contract, spec classes, hyperparameters, manager, registry
+    config, architectures   validated run options; the built-in architecture plugins
+    data              arrays, checks, splits, noise models, scaled pairs, digests
+    quality           metrics, classical baselines, image grids
+    track             every MLflow call
+    infer             safe model loading, tiling, self-ensemble, scoring a model
+    train             tf.data pipeline, trainer, callbacks
+    workflow          what each command does, combining the stages
+    cli               the Typer app
+"""
+
+from daeflow.plugin.hookspecs import hookimpl
+from daeflow.plugin.specs import Architecture, HyperParam, NoiseModel
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 """`python -m daeflow`: the same as the `daeflow` command."""
 
-from daeflow.cli import app
+from daeflow.cli import main
 
-app(prog_name="daeflow")
+main()

@@ -1,11 +1,107 @@
-"""The validated options of a run: what is logged as MLflow params."""
+"""The validated options of a run: what is logged as MLflow params.
 
+Training options are declared once, as `HyperParam`s, so that `daeflow run`'s flags,
+`daeflow sweep --param` values and architecture hyperparameters are all converted
+and checked by the same code.
+"""
+
+import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from daeflow.errors import UsageError
+from daeflow.plugin.hyperparams import convert
+from daeflow.plugin.specs import HyperParam
+from daeflow.precision import PRECISIONS
 
 SCHEDULES = ("constant", "cosine", "step")
+
+
+TRAIN_PARAMS = (
+    HyperParam("epochs", "int", 20, "Maximum number of epochs.", min=1),
+    HyperParam("batch_size", "int", 32, "Images per training batch.", min=1),
+    HyperParam("learning_rate", "float", 1e-3, "Adam learning rate.", min=0),
+    HyperParam("lr_schedule", "str", "constant", "constant, cosine or step.", choices=SCHEDULES),
+    HyperParam("patch_size", "int", None, "Train on random PxP crops.", min=1),
+    HyperParam(
+        "patches_per_image", "int", 1, "Random crops per image and epoch (--patch-size).", min=1
+    ),
+    HyperParam("augment", "bool", False, "Random flips and 90-degree rotations."),
+    HyperParam("time_budget", "str", None, "Stop after the epoch that passes e.g. 90s, 10m."),
+    HyperParam(
+        "early_stopping", "int", None, "Stop after N epochs without better val_psnr.", min=1
+    ),
+    HyperParam("jit_compile", "bool", None, "XLA compilation (default: Keras's choice)."),
+    HyperParam(
+        "precision",
+        "str",
+        "auto",
+        "float32, mixed_bfloat16, mixed_float16, or auto: the fastest this machine has.",
+        choices=PRECISIONS,
+    ),
+    HyperParam(
+        "devices", "str", "all", "all, cpu, or N: train on N devices at once (MirroredStrategy)."
+    ),
+    HyperParam(
+        "checkpoint_every", "str", "1", "Checkpoint every N epochs, or every duration (10m)."
+    ),
+    HyperParam(
+        "keep_checkpoints", "int", 0, "Checkpoints kept besides the newest and the best.", min=0
+    ),
+)
+TRAIN_PARAM_NAMES = tuple(p.name for p in TRAIN_PARAMS)
+
+
+def home() -> Path:
+    """Where daeflow keeps what belongs to runs on this machine (DAEFLOW_HOME to move it)."""
+    import os
+
+    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "daeflow"
+    return Path(os.environ.get("DAEFLOW_HOME", default))
+
+
+def run_folder(run_id: str) -> Path:
+    """A run's local folder: checkpoints, and what waits for the tracking server."""
+    return home() / "runs" / run_id
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of an option: learning_rate -> --learning-rate."""
+    return "--" + name.replace("_", "-")
+
+
+def parse_duration(text: str | float | None) -> float | None:
+    """'90', '90s', '10m' or '1.5h' as seconds (a number is already seconds; 'none': None)."""
+    if isinstance(text, str) and text.strip().lower() in ("none", "null"):
+        return None
+    if text is None or isinstance(text, int | float):
+        seconds = text
+    else:
+        units = {"s": 1, "m": 60, "h": 3600}
+        text = text.strip()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+        try:
+            seconds = float(number) * units[unit]
+        except ValueError:
+            raise UsageError(
+                f"--time-budget must look like 90s, 10m or 1.5h. Received: {text!r}"
+            ) from None
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"--time-budget must be a positive duration. Received: {text!r}")
+    return None if seconds is None else float(seconds)
+
+
+def parse_devices(text: str) -> str | int:
+    """--devices: 'all', 'cpu' or a positive number of devices."""
+    text = str(text).strip().lower()
+    if text in ("all", "cpu"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(
+        f"--devices must be all, cpu or a number of devices (1 or more). Received: {text!r}"
+    )
 
 
 @dataclass
@@ -29,13 +125,15 @@ class DataOptions:
     alignment_check: bool = True
 
     def __post_init__(self):
-        if self.data_range is not None and self.data_range <= 0:
-            raise UsageError(f"--data-range must be positive. Received: {self.data_range}")
+        if self.data_range is not None and not (
+            math.isfinite(self.data_range) and self.data_range > 0
+        ):
+            raise UsageError(f"--data-range must be a positive number. Received: {self.data_range}")
 
 
 @dataclass
 class TrainOptions:
-    """How the network is trained."""
+    """How the network is trained; every value is checked against TRAIN_PARAMS."""
 
     epochs: int = 20
     batch_size: int = 32
@@ -47,16 +145,52 @@ class TrainOptions:
     time_budget: float | None = None
     early_stopping: int | None = None
     jit_compile: bool | None = None
+    precision: str = "auto"
+    devices: str = "all"
+    checkpoint_every: str = "1"
+    keep_checkpoints: int = 0
     seed: int = 0
 
     def __post_init__(self):
+        for param in TRAIN_PARAMS:
+            value = getattr(self, param.name)
+            if param.name == "time_budget":
+                self.time_budget = parse_duration(value)
+                continue
+            setattr(self, param.name, convert(param, value, option_flag(param.name)))
         if self.learning_rate <= 0:
-            raise UsageError(f"--learning-rate must be positive. Received: {self.learning_rate}")
-        if self.lr_schedule not in SCHEDULES:
             raise UsageError(
-                f"--lr-schedule must be one of {', '.join(SCHEDULES)}. "
-                f"Received: {self.lr_schedule!r}"
+                f"--learning-rate must be a positive number. Received: {self.learning_rate}"
             )
+        self.checkpoint_schedule()  # refuse what cannot be used, now
+        parse_devices(self.devices)
+
+    def checkpoint_schedule(self) -> tuple[int, float | None]:
+        """(every N epochs, or None) and (every S seconds, or None) from --checkpoint-every."""
+        text = str(self.checkpoint_every).strip()
+        if text[-1:] in ("s", "m", "h"):
+            return 1, parse_duration(text)
+        try:
+            epochs = int(text)
+        except ValueError:
+            epochs = 0
+        if epochs < 1:
+            raise UsageError(
+                f"--checkpoint-every must be a number of epochs (>= 1) or a duration such as "
+                f"10m. Received: {text!r}"
+            )
+        return epochs, None
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str], seed: int) -> "TrainOptions":
+        """Options from NAME=VALUE strings (sweep grids); unknown names are refused."""
+        unknown = sorted(set(values) - set(TRAIN_PARAM_NAMES))
+        if unknown:
+            raise UsageError(
+                f"{unknown[0]!r} is not a training option. Choose from: "
+                f"{', '.join(TRAIN_PARAM_NAMES)}, or arch.<hyperparameter>."
+            )
+        return cls(**values, seed=seed)
 
 
 @dataclass
@@ -82,3 +216,38 @@ class RunConfig:
         flat.update({f"data.{k}": v for k, v in data.items()})
         flat.update({f"noise.{k}": v for k, v in noise_params.items()})
         return flat
+
+    @classmethod
+    def from_params(cls, params: dict[str, str], experiment: str) -> "RunConfig":
+        """The config of a logged run, from its MLflow params (strings), to resume it."""
+        from dataclasses import fields
+
+        def value(text: str | None, kind):
+            if text is None or text == "None":
+                return None
+            if "bool" in str(kind):
+                return text == "True"
+            if "float" in str(kind):
+                return float(text)
+            return text
+
+        data = {
+            f.name: value(params.get(f"data.{f.name}"), f.type)
+            for f in fields(DataOptions)
+            if f"data.{f.name}" in params
+        }
+        data["noise_params"] = {
+            k[6:]: v for k, v in params.items() if k.startswith("noise.")
+        }  # converted again by the noise model's declaration
+        train = {
+            name: params[name]
+            for name in TRAIN_PARAM_NAMES
+            if name in params and params[name] != "None"
+        }
+        return cls(
+            arch=params["arch"],
+            arch_params={k[5:]: v for k, v in params.items() if k.startswith("arch.")},
+            data=DataOptions(**data),
+            train=TrainOptions.from_strings(train, seed=int(params.get("seed", 0))),
+            experiment=experiment,
+        )

@@ -24,10 +24,23 @@ class ArchitectureError(DaeflowError):
 
 
 class ModelLoadError(DaeflowError):
-    """A saved model that cannot be loaded."""
+    """A saved model that cannot, or must not, be loaded."""
 
 
-class Interrupted(DaeflowError):
-    """Training stopped by a signal."""
+class TrackingError(DaeflowError):
+    """An MLflow tracking store or server that cannot be used."""
+
+    exit_code = 1
+
+
+class TrainingError(DaeflowError):
+    """Training that went wrong on the way, such as a loss that became NaN."""
+
+    exit_code = 1
+
+
+class Interrupted(BaseException):
+    """Work stopped by a signal (SIGTERM). Like KeyboardInterrupt, not an Exception, so that
+    no handler meant for errors (a builder, a sweep child) swallows it."""
 
     exit_code = 130

@@ -2,7 +2,8 @@
 
 Run it with `make example-store`. It deletes mlruns.example/, starts an MLflow tracking server
 that proxies artifacts into mlruns.example/artifacts, and logs the example runs through the
-real CLI (four architectures and two classical baselines on the bundled demo data).
+real CLI (five architectures, two classical baselines and a small sweep on the bundled demo
+data).
 
 Because the runs are logged through the server, their artifact URIs are `mlflow-artifacts:/...`,
 relative to whatever folder a later server is given as --artifacts-destination, so the store
@@ -33,8 +34,12 @@ ARCH_PARAMS = {
     "resunet": ["--arch-param", "filters=8"],
 }
 SEED = 0
-ARCHS = ("conv_baseline", "conv_deep", "conv_transpose", "resunet")
+ARCHS = ("conv_baseline", "conv_deep", "conv_transpose", "residual_fast", "resunet")
 BASELINES = ("nlm", "tv")
+# A sweep parent and its children: two learning rates of conv_baseline, one seed each.
+SWEEP = ["--arch", "conv_baseline", "--param", "learning_rate=0.003,0.001", "--seeds", "1"]
+SWEEP_EPOCHS = 5
+SWEEP_RUNS = 1 + 2
 MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -122,7 +127,12 @@ def log_runs(url: str) -> None:
             *common,
         ]
         for arch in ARCHS
-    ] + [["baseline", "--method", method, *common] for method in BASELINES]
+    ]
+    # Baselines first: the networks' runs and reports then show them next to their numbers.
+    commands = [["baseline", "--method", method, *common] for method in BASELINES] + commands
+    commands.append(
+        ["sweep", *SWEEP, "--epochs", str(SWEEP_EPOCHS), "--run-name", "sweep", *common]
+    )
     daeflow, env = daeflow_command(), client_env()
     for args in commands:
         print(f"\n$ daeflow {' '.join(args)}", flush=True)
@@ -136,7 +146,7 @@ def check_store(database: Path) -> list[tuple[str, str]]:
         uris = [row[0] for row in db.execute("SELECT artifact_uri FROM runs")]
         uris += [row[0] for row in db.execute("SELECT artifact_location FROM experiments")]
         uris += [row[0] for row in db.execute("SELECT artifact_location FROM logged_models")]
-    expected = len(ARCHS) + len(BASELINES)
+    expected = len(ARCHS) + len(BASELINES) + SWEEP_RUNS
     if len(runs) != expected:
         raise SystemExit(f"Expected {expected} runs in the store, found {len(runs)}.")
     unfinished = [run for run in runs if run[1] != "FINISHED"]

@@ -41,7 +41,9 @@ STORE = ROOT / "mlruns.example"
 CI_ARTIFACTS = ROOT / "ci-artifacts"
 EXPERIMENT = "daeflow-demo"
 RUN_NAMES = {
-    "conv_baseline", "conv_deep", "conv_transpose", "resunet", "baseline-nlm", "baseline-tv",
+    "conv_baseline", "conv_deep", "conv_transpose", "residual_fast", "resunet",
+    "baseline-nlm", "baseline-tv", "sweep",
+    "conv_baseline learning_rate=0.003 seed=0", "conv_baseline learning_rate=0.001 seed=0",
 }  # fmt: skip
 PNG = b"\x89PNG\r\n\x1a\n"
 # A local viewer needs neither MLflow's 4 server workers nor its job runner; both slow the start.
@@ -131,26 +133,42 @@ def runs(ui):
     return experiment_id, {r["info"]["run_name"]: r["info"] for r in found}
 
 
-def browse(chromium: str, url: str, name: str, tmp_path: Path) -> str:
-    """Load `url` in headless Chromium; save its screenshot and DOM as ci-artifacts/NAME.*.
+@pytest.fixture(scope="module")
+def browser(chromium):
+    """Headless Chromium (Debian's) driven through Playwright, which waits in real time."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("DAEFLOW_REQUIRE_BROWSER") == "1":
+            pytest.fail("playwright is not installed (pip install -e '.[test]').")
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
 
-    One call both dumps the DOM and takes the screenshot, which halves the test's time.
-    """
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]  # fmt: skip
+
+
+def visit(browser, url: str):
+    """A new 1600x1000 page at `url`."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(url)
+    return page
+
+
+def keep(page, name: str) -> str:
+    """Save the page's screenshot and DOM as ci-artifacts/NAME.*; return the DOM."""
     CI_ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = CI_ARTIFACTS / f"{name}.png"
-    screenshot.unlink(missing_ok=True)
-    command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / name}",
-        "--virtual-time-budget=20000", "--window-size=1600,1000",
-        "--dump-dom", f"--screenshot={screenshot}", url,
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (CI_ARTIFACTS / f"{name}.html").write_text(result.stdout)
-    assert screenshot.read_bytes().startswith(PNG)
-    return result.stdout
+    page.screenshot(path=str(CI_ARTIFACTS / f"{name}.png"))
+    dom = page.content()
+    (CI_ARTIFACTS / f"{name}.html").write_text(dom)
+    assert (CI_ARTIFACTS / f"{name}.png").read_bytes().startswith(PNG)
+    return dom
 
 
 def images(dom: str) -> list[str]:
@@ -183,13 +201,16 @@ def test_rest_api_and_artifact_proxy_serve_a_copied_store(ui, runs):
         assert info["status"] == "FINISHED"
         assert info["artifact_uri"].startswith("mlflow-artifacts:/")  # relative to the store
         run_id = info["run_id"]
+        assert artifact(ui, run_id, "report.html").startswith(b"<!DOCTYPE html>")
+        if info["run_name"] == "sweep":
+            continue  # the parent trains nothing itself
         probes = probe_images(ui, run_id)
         assert probes, f"{info['run_name']} logged no probe images under images/"
         for path in ("worst_test_images.png", probes[-1]):
             assert artifact(ui, run_id, path).startswith(PNG), (info["run_name"], path)
 
 
-def test_compare_page_renders_every_run(chromium, ui, runs, tmp_path):
+def test_compare_page_renders_every_run(browser, ui, runs):
     experiment_id, infos = runs
     query = urllib.parse.urlencode(
         {
@@ -197,24 +218,95 @@ def test_compare_page_renders_every_run(chromium, ui, runs, tmp_path):
             "experiments": json.dumps([experiment_id]),
         }
     )
-    dom = browse(chromium, f"{ui.url}/#/compare-runs?{query}", "compare-runs", tmp_path)
-    assert f"Comparing {len(RUN_NAMES)} Runs" in dom
+    page = visit(browser, f"{ui.url}/#/compare-runs?{query}")
+    page.get_by_text(f"Comparing {len(infos)} Runs").wait_for(timeout=30_000)
+    dom = keep(page, "compare-runs")
     missing = sorted(name for name in RUN_NAMES if name not in dom)
     assert not missing, f"run names missing from the comparison page: {missing}"
 
 
-def test_run_page_shows_the_probe_image(chromium, ui, runs, tmp_path):
+def printed_experiment_page(ui: UI) -> str:
+    """The URL `daeflow ui` printed for the example experiment."""
+    found = re.search(rf"{EXPERIMENT}: (http://\S+)", ui.log.read_text(errors="replace"))
+    assert found, ui.log.read_text(errors="replace")[:2000]
+    return found.group(1)
+
+
+def test_the_experiment_opens_on_its_training_runs(browser, ui, runs):
+    experiment_id, infos = runs
+    query = urllib.parse.urlencode({"experiment_id": experiment_id})
+    experiment = json.loads(fetch(f"{ui.url}/api/2.0/mlflow/experiments/get?{query}"))
+    tags = {t["key"]: t["value"] for t in experiment["experiment"].get("tags", [])}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    page = visit(browser, printed_experiment_page(ui))
+    page.get_by_role("link", name="residual_fast", exact=True).wait_for(timeout=30_000)
+    dom = keep(page, "experiment-runs")
+    assert page.locator("h2", has_text="Runs").count() == 1
+    assert page.locator("h2", has_text="Overview").count() == 0  # not the GenAI overview
+    assert all(name in dom for name in ("conv_baseline", "baseline-nlm", "sweep"))
+
+
+def test_a_runs_first_metrics_screen_shows_validation_psnr(browser, ui, runs):
+    experiment_id, infos = runs
+    run_id = infos["residual_fast"]["run_id"]
+    route = f"/#/experiments/{experiment_id}/runs/{run_id}/model-metrics"
+    page = visit(browser, f"{ui.url}{route}?workflowType=machine_learning")
+    start = time.monotonic()
+    chart = page.locator("[data-testid*='chart'], div").filter(has_text="val_psnr").last
+    chart.wait_for(timeout=30_000)
+    page.locator("svg.main-svg").first.wait_for(timeout=30_000)  # a drawn plotly chart
+    drawn = time.monotonic() - start
+    keep(page, "run-metrics")
+    # The chart sections, top to bottom: the per-epoch curves first, then the rest.
+    headers = page.get_by_text(re.compile(r"^(epoch|model|test|train)$"), exact=True)
+    titles = [h.inner_text() for h in headers.all()]
+    assert titles[0] == "epoch" and {"model", "test", "train"} <= set(titles), titles
+    assert drawn < 30
+    box = page.get_by_text("val_psnr", exact=True).first.bounding_box()
+    assert box is not None and box["y"] < 1000, "val_psnr is below the first screen"
+
+
+def test_the_probe_grid_is_readable_and_labelled(browser, ui, runs):
     experiment_id, infos = runs
     run_id = infos["resunet"]["run_id"]
     probe = probe_images(ui, run_id)[-1]  # the last epoch's grid
+    from io import BytesIO
+
+    from PIL import Image
+
+    with Image.open(BytesIO(artifact(ui, run_id, probe))) as picture:
+        width, height = picture.size
+    assert width >= 4 * 256 and height >= 4 * 256, (width, height)  # 4 columns, 4 rows
     route = f"/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{probe}"
-    dom = browse(chromium, ui.url + route, "probe-image", tmp_path)
-    # The viewer fetches the PNG through the artifact proxy and shows it from a blob: URL.
-    shown = [
-        unescape(src)
-        for alt, src in re.findall(r'<img\b[^>]*?\balt="([^"]*)"[^>]*?\bsrc="([^"]*)"', dom)
-        if unescape(alt) == probe
-    ]
-    assert shown and shown[0].startswith(f"blob:{ui.url}/"), images(dom)
+    page = visit(browser, f"{ui.url}{route}?workflowType=machine_learning")
+    shown = page.locator(f"img[alt='{probe}']")
+    shown.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=shown.element_handle()
+    )
+    keep(page, "probe-image")
+    assert shown.get_attribute("src").startswith(f"blob:{ui.url}/")
     assert (run_id, probe) in served_artifacts(ui), "the browser did not fetch the probe image"
-    assert artifact(ui, run_id, probe).startswith(PNG)
+
+
+@pytest.mark.parametrize("run_name", ["residual_fast", "baseline-nlm", "sweep"])
+def test_report_html_loads_with_its_pictures(browser, ui, runs, run_name):
+    """The page as the UI's artifact view shows it (fetched through the artifact endpoint)."""
+    experiment_id, infos = runs
+    run_id = infos[run_name]["run_id"]
+    route = f"/#/experiments/{experiment_id}/runs/{run_id}/artifacts/report.html"
+    page = visit(browser, f"{ui.url}{route}?workflowType=machine_learning")
+    page.locator("iframe").first.wait_for(timeout=30_000)
+    report = next(f for f in page.frames if f != page.main_frame)
+    report.locator("h1").wait_for(timeout=30_000)
+    report.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
+    loaded = report.evaluate("() => [...document.images].map(i => i.naturalWidth > 0)")
+    charts = report.locator("svg").count()
+    keep(page, f"report-{run_name.replace('-', '_')}")
+    assert (run_id, "report.html") in served_artifacts(ui)
+    if run_name == "sweep":
+        assert charts == 1 and report.get_by_text("Every run").count() == 1
+    else:
+        assert len(loaded) == 2 and all(loaded), loaded  # probe grid and worst test images
+        assert charts == (2 if run_name == "residual_fast" else 0)
+        assert report.get_by_text("noisy input").count() >= 1

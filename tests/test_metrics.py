@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from daeflow import metrics
+from daeflow.quality import metrics
 
 
 def test_psnr_matches_hand_computation_per_image():
@@ -60,3 +60,13 @@ def test_estimates_are_clipped_to_the_data_range():
     clean = np.ones((1, 4, 4, 1))
     overshoot = clean + 0.5
     assert metrics.psnr(clean, overshoot, 1.0)[0] == metrics.MAX_PSNR
+
+
+def test_mse_psnr_and_ssim_all_score_the_clipped_estimate():
+    from daeflow.quality.scores import score
+
+    clean = np.full((1, 8, 8, 1), 0.9)
+    overshoot = clean + 0.3  # displayed as 1.0: an error of 0.1 everywhere
+    scores = score(clean, overshoot)
+    assert scores.mse[0] == pytest.approx(0.01)
+    assert scores.psnr[0] == pytest.approx(20.0)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from daeflow import HyperParam, NoiseModel, hookimpl
-from daeflow.data import ImageArray
-from daeflow.pipeline import PairSource
-from daeflow.plugins import get_plugins
-from daeflow.registry import all_noise_models, get_noise_model
+from daeflow.data.arrays import ImageArray
+from daeflow.data.pairs import PairSource
+from daeflow.plugin.manager import get_plugins
+from daeflow.plugin.registry import all_noise_models, get_noise_model
 
 BUILTIN_NOISE = ("gaussian", "poisson", "salt_pepper", "speckle")
 SIZE = 400_000
@@ -78,21 +78,30 @@ def synthetic_source(noise="gaussian", **params):
     return PairSource(ImageArray(clean, "clean"), None, 255.0, model, {**model.defaults, **params})
 
 
+def training_batches(source, indices, batch_size, patch_size=None, epochs=2, augment=False):
+    from daeflow.train.pipeline import training_dataset
+
+    dataset = training_dataset(
+        source, np.asarray(indices), batch_size, 0, patch_size, augment, epochs=epochs
+    )
+    return list(dataset.as_numpy_iterator())
+
+
 @pytest.mark.parametrize("noise", BUILTIN_NOISE)
 def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
     source = synthetic_source(noise)
     indices = np.array([1, 4, 6])
-    rng = np.random.default_rng(0)
-    (train_a, clean_a), (train_b, clean_b) = [source.training_batch(indices, rng) for _ in range(2)]
+    (train_a, clean_a), (train_b, clean_b) = training_batches(source, indices, 3)  # 2 epochs
     assert train_a.dtype == np.float32 and train_a.shape == (3, 16, 16, 1)
-    assert not np.array_equal(train_a, train_b)
-    np.testing.assert_array_equal(clean_a, clean_b)
-    np.testing.assert_allclose(clean_a, source.clean.array[indices] / 255, rtol=1e-6)
+    order = [np.argsort([image.sum() for image in clean]) for clean in (clean_a, clean_b)]
+    np.testing.assert_array_equal(clean_a[order[0]], clean_b[order[1]])  # the same images
+    assert not np.array_equal(train_a[order[0]], train_b[order[1]])  # with other noise
+    expected = np.sort([image.sum() for image in source.clean.array[indices] / 255])
+    np.testing.assert_allclose(np.sort([image.sum() for image in clean_a]), expected, rtol=1e-5)
 
     eval_a, _ = source.batch(indices)
     eval_b, _ = source.batch(indices)
     np.testing.assert_array_equal(eval_a, eval_b)
-    assert not np.array_equal(eval_a, train_a)
     # Evaluation noise belongs to the image, whatever batch it comes in.
     alone, _ = source.batch([4])
     np.testing.assert_array_equal(alone[0], eval_a[1])
@@ -100,16 +109,57 @@ def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
     np.testing.assert_array_equal(batched, eval_a)
 
 
+@pytest.mark.parametrize(
+    ("noise", "params"),
+    [("gaussian", {}), ("poisson", {}), ("salt_pepper", {"amount": 0.2}), ("speckle", {})],
+)
+def test_noise_drawn_in_the_graph_has_numpys_statistics(noise, params):
+    import tensorflow as tf
+
+    model = get_noise_model(noise).spec
+    params = {**model.defaults, **params}
+    clean = np.random.default_rng(3).uniform(20, 230, (100, 40, 40, 1)).astype(np.float32)
+    drawn = model.apply(clean, np.random.default_rng(0), params, 255.0) - clean
+    seed = tf.constant([0, 1], tf.int64)
+    in_graph = np.asarray(model.graph_apply(tf.constant(clean), seed, params, 255.0)) - clean
+    assert in_graph.dtype == np.float32 and in_graph.shape == clean.shape
+    assert in_graph.std() == pytest.approx(drawn.std(), rel=0.03)
+    assert in_graph.mean() == pytest.approx(drawn.mean(), abs=0.03 * float(drawn.std()))
+    assert (in_graph != 0).mean() == pytest.approx((drawn != 0).mean(), rel=0.03)
+
+
 def test_training_patches_are_crops_of_the_clean_images_with_fresh_noise():
     source = synthetic_source(sigma=25.0)
-    rng = np.random.default_rng(0)
-    (noisy_a, clean_a), (noisy_b, _) = [source.training_batch([2, 5], rng, 8) for _ in range(2)]
+    (noisy_a, clean_a), (noisy_b, _) = training_batches(source, [2, 5], 2, patch_size=8)
     assert noisy_a.shape == clean_a.shape == (2, 8, 8, 1) and noisy_a.dtype == np.float32
-    for patch, image in zip(clean_a, source.clean.array[[2, 5]] / 255, strict=True):
-        windows = np.lib.stride_tricks.sliding_window_view(image[..., 0], (8, 8))
-        assert np.isclose(windows, patch[..., 0], atol=1e-6).all(axis=(2, 3)).any()
+    images = source.clean.array[[2, 5]] / 255
+    for patch in clean_a:
+        found = False
+        for image in images:
+            windows = np.lib.stride_tricks.sliding_window_view(image[..., 0], (8, 8))
+            found |= np.isclose(windows, patch[..., 0], atol=1e-6).all(axis=(2, 3)).any()
+        assert found
     assert 0.05 < np.std(noisy_a - clean_a) < 0.15  # sigma 25 / 255 = 0.098
     assert not np.array_equal(noisy_a, noisy_b)
+
+
+def test_augmented_patches_are_flips_and_turns_of_crops():
+    source = synthetic_source(sigma=25.0)
+    batches = training_batches(source, [2, 5], 2, patch_size=8, epochs=20, augment=True)
+    images = source.clean.array[[2, 5], ..., 0] / 255
+    windows = [np.lib.stride_tricks.sliding_window_view(x, (8, 8)) for x in images]
+    turns = set()
+    for _, clean in batches:
+        for patch in clean[..., 0]:
+            for turn in range(8):
+                turned = np.rot90(patch, -(turn % 4))
+                turned = turned.T if turn >= 4 else turned
+                if any(np.isclose(w, turned, atol=1e-6).all(axis=(2, 3)).any() for w in windows):
+                    turns.add(turn)
+                    break
+            else:
+                pytest.fail("a patch is not a flip or turn of a crop")
+    assert len(turns) >= 6  # of the 8 symmetries, in 40 patches
 
 
 def test_evaluation_noise_depends_on_the_seed():
@@ -153,3 +203,15 @@ def test_a_plugin_adds_a_noise_model(shift_plugin):
     residual = (noisy - clean) * 255
     assert residual.min() >= 20 - 1e-3 and residual.max() <= 21 + 1e-3
     np.testing.assert_array_equal(noisy, source.batch([0, 3])[0])
+
+
+def test_a_noise_model_without_graph_apply_trains_through_numpy(shift_plugin):
+    from daeflow.train.pipeline import numpy_noise_note
+
+    source = synthetic_source("shift", offset=20.0)
+    assert "drawn in NumPy" in numpy_noise_note(source)
+    assert numpy_noise_note(synthetic_source("gaussian")) is None
+    (noisy_a, clean_a), (noisy_b, _) = training_batches(source, [0, 3], 2, patch_size=8)
+    residual = (noisy_a - clean_a) * 255
+    assert residual.min() >= 20 - 1e-3 and residual.max() <= 21 + 1e-3
+    assert not np.array_equal(noisy_a - clean_a, noisy_b - clean_a)

@@ -1,8 +1,6 @@
 """Plugin loading and fault isolation, with real entry-point distributions on sys.path."""
 
-import itertools
 import json
-import textwrap
 import types
 
 import mlflow
@@ -10,12 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from daeflow.cli import app
-from daeflow.plugins import get_plugins, reset_plugins
-from daeflow.registry import all_architectures, get_architecture
+from daeflow.plugin.manager import get_plugins, reset_plugins
+from daeflow.plugin.registry import all_architectures, all_noise_models, get_architecture
 
 HOOK = "from daeflow import hookimpl\n@hookimpl\ndef {signature}:\n    return []\n"
 BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast")
-_ids = itertools.count()
 
 GOOD = """
 from daeflow import Architecture, hookimpl
@@ -32,27 +29,6 @@ def register_architectures():
 """
 
 
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """Install fake distributions with entry points in group 'daeflow' onto sys.path."""
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delenv("DAEFLOW_LOAD_PLUGINS", raising=False)
-
-    def install(dist: str, code: str, entry: str | None = None) -> str:
-        module = f"fake_plugin_{next(_ids)}"
-        (root / f"{module}.py").write_text(textwrap.dedent(code))
-        info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-        (info / "entry_points.txt").write_text(f"[daeflow]\n{entry or dist} = {module}\n")
-        reset_plugins()
-        return entry or dist
-
-    return install
-
-
 def invoke(*args):
     return CliRunner().invoke(app, list(args))
 
@@ -67,7 +43,7 @@ def test_registry_holds_exactly_the_builtins():
         assert get_architecture(name).plugin.distribution == "daeflow"
 
 
-def test_unknown_arch_lists_valid_names():
+def test_unknown_arch_lists_valid_names(tracking_uri):
     result = invoke("run", "--arch", "nope")
     assert result.exit_code == 2
     assert error_lines(result) == [
@@ -169,7 +145,6 @@ def test_misspelt_or_wrong_signature_hooks_are_reported_with_the_plugin(site, co
     name = site("daeflow-typo", code)
     info = get_plugins().info[name]
     assert info.error is not None and expected in info.error
-    assert name in info.name
     assert set(BUILTINS) <= set(all_architectures())
 
 
@@ -214,3 +189,170 @@ def test_misbehaving_builders_are_refused_before_training(
     lines = error_lines(result)
     assert len(lines) == 1 and expected in lines[0] and "'throwaway'" in lines[0]
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+# Plugins that misbehave in every way a hook can; each is that plugin's failure only.
+
+RETURNS_DICT = """
+from daeflow import hookimpl
+
+@hookimpl
+def register_architectures():
+    return {"conv_baseline": "not a spec"}
+"""
+
+HOOK_RAISES = """
+from daeflow import hookimpl
+
+@hookimpl
+def register_architectures():
+    raise RuntimeError("hook exploded")
+"""
+
+CLAIMS_A_BUILTIN = GOOD.format(arch="conv_baseline")
+
+BAD_HYPERPARAM = """
+from daeflow import Architecture, HyperParam, hookimpl
+
+ARCH = Architecture(
+    "sixteen_arch", "d", lambda s, p: None, (HyperParam("filters", "int", "sixteen"),)
+)
+
+@hookimpl
+def register_architectures():
+    return [ARCH]
+"""
+
+ZERO_MULTIPLE = """
+from daeflow import Architecture, hookimpl
+
+@hookimpl
+def register_architectures():
+    return [Architecture("zero_arch", "d", lambda s, p: None, size_multiple=0)]
+"""
+
+HALF_GOOD = """
+from daeflow import Architecture, hookimpl
+
+def build(input_shape, params):
+    raise AssertionError
+
+@hookimpl
+def register_architectures():
+    return [Architecture("orphan_arch", "d", build), "not a spec"]
+"""
+
+BAD_PLUGINS = {
+    "daeflow-dict": (RETURNS_DICT, "register_architectures() returned dict; expected a list"),
+    "daeflow-raises": (HOOK_RAISES, "register_architectures() raised RuntimeError: hook exploded"),
+    "daeflow-badparam": (BAD_HYPERPARAM, "HyperParam 'filters': default must be int"),
+    "daeflow-zero": (ZERO_MULTIPLE, "size_multiple must be an int >= 1"),
+    "daeflow-halfgood": (HALF_GOOD, "returned a str item; expected daeflow.Architecture"),
+}
+
+
+@pytest.mark.parametrize("dist", sorted(BAD_PLUGINS))
+def test_a_failing_hook_is_that_plugins_failure(site, dist, tracking_uri):
+    code, reason = BAD_PLUGINS[dist]
+    name = site(dist, code)
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json").stdout)}
+    assert rows[name]["status"].startswith("failed: ") and reason in rows[name]["status"]
+    assert all(rows[p]["status"] == "ok" for p in rows if p != name)
+    archs = invoke("archs", "--json")
+    assert archs.exit_code == 0
+    names = {row["name"] for row in json.loads(archs.stdout)}
+    assert set(BUILTINS) <= names and not names & {"sixteen_arch", "zero_arch", "orphan_arch"}
+    assert error_lines(archs) == [
+        f"Warning: plugin '{name}' ({dist} 0.1) failed: {rows[name]['status'][8:]} "
+        "(see 'daeflow plugins')."
+    ]
+    assert get_architecture("conv_baseline").plugin.builtin
+
+
+def test_an_arch_of_a_failed_plugin_is_named_with_the_failure(site, tracking_uri):
+    name = site("daeflow-halfgood", HALF_GOOD)
+    result = invoke("run", "--arch", "orphan_arch")
+    assert result.exit_code == 2
+    assert error_lines(result)[-1] == (
+        f"Error: The architecture 'orphan_arch' comes from plugin '{name}' (daeflow-halfgood "
+        "0.1), which failed: register_architectures() returned a str item; expected "
+        "daeflow.Architecture. Fix or uninstall the plugin."
+    )
+    unknown = invoke("run", "--arch", "nowhere_arch")
+    assert (
+        "Plugins that failed to load (see 'daeflow plugins'): 'daeflow-halfgood'"
+        in (error_lines(unknown)[-1])
+    )
+
+
+def test_a_plugin_cannot_take_a_builtin_name(site, monkeypatch):
+    name = site("daeflow-impostor", CLAIMS_A_BUILTIN)
+    assert get_architecture("conv_baseline").plugin.distribution == "daeflow"
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json").stdout)}
+    assert rows[name]["status"] == (
+        "conflict: architecture 'conv_baseline' is a built-in name, refused"
+    )
+    listing = invoke("archs", "--json")
+    assert listing.exit_code == 0
+    (row,) = [r for r in json.loads(listing.stdout) if r["name"] == "conv_baseline"]
+    assert row["distribution"] == "daeflow"
+    assert "is a built-in name, refused" in error_lines(listing)[0]
+    monkeypatch.setenv("DAEFLOW_STRICT_PLUGINS", "1")
+    reset_plugins()
+    strict = invoke("archs")
+    assert strict.exit_code == 2 and "conflict" in strict.stderr
+    assert "Traceback" not in strict.output
+
+
+def test_two_distributions_with_one_entry_point_name_are_both_reported(site):
+    site("daeflow-one", GOOD.format(arch="arch_one"), entry="shared")
+    site("daeflow-two", GOOD.format(arch="arch_two"), entry="shared")
+    rows = {r["name"]: r for r in json.loads(invoke("plugins", "--json").stdout)}
+    loaded = rows["shared"]["distribution"]  # whichever the file system lists first
+    skipped = ({"daeflow-one", "daeflow-two"} - {loaded}).pop()
+    assert rows["shared"]["status"] == f"conflict: entry point name also used by {skipped}"
+    assert rows[f"shared ({skipped})"]["status"] == (
+        f"failed: entry point name 'shared' is already used by {loaded}; rename one of them"
+    )
+    archs = set(all_architectures())
+    assert ("arch_one" in archs) == (loaded == "daeflow-one") != ("arch_two" in archs)
+
+
+def test_a_plugin_cannot_take_a_registered_plugin_name():
+    plugins = get_plugins()
+    plugins.register(types.SimpleNamespace(), name="daeflow.data.noise", dist="evil-dist")
+    assert plugins.info["daeflow.data.noise"].distribution == "daeflow"
+    taken = plugins.info["daeflow.data.noise (evil-dist)"]
+    assert taken.error == (
+        "the plugin name 'daeflow.data.noise' is already taken by daeflow; rename one of them"
+    )
+    assert plugins.manager.get_plugin("daeflow.data.noise") is not None
+    assert "gaussian" in all_noise_models()
+
+
+def test_a_hook_that_exits_is_that_plugins_failure(site):
+    name = site("daeflow-exits", HOOK_EXITS)
+    assert get_plugins().info[name].error == "register_architectures() raised SystemExit: 3"
+    assert set(BUILTINS) <= set(all_architectures())
+
+
+HOOK_EXITS = """
+import sys
+from daeflow import hookimpl
+
+@hookimpl
+def register_architectures():
+    sys.exit(3)
+"""
+
+
+def test_sigterm_in_a_builder_is_not_turned_into_a_plugin_error():
+    from daeflow.errors import Interrupted
+    from daeflow.plugin.building import build_checked
+
+    def stopped(input_shape, params):
+        raise Interrupted("Stopped by signal SIGTERM.")
+
+    get_plugins().register(throwaway_plugin(stopped), name="throwaway", dist="daeflow-throwaway")
+    with pytest.raises(Interrupted):
+        build_checked(get_architecture("bad_arch"), {}, 1, (8, 8))

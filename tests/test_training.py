@@ -1,6 +1,7 @@
 """End to end: real Keras training of each built-in architecture, logged to a real MLflow store."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -68,27 +69,47 @@ def test_run_logs_everything_and_model_reloads(arch, tracking_uri, pair_files, t
     assert "version.tensorflow" in params and "arch.kernel_size" in params
     assert run.data.tags["arch"] == arch and run.data.tags["plugin"] == "daeflow"
     client = mlflow.MlflowClient()
+    # Per-epoch curves in the chart section that MLflow shows first, numbered as printed.
     for metric in ("loss", "val_loss", "val_psnr", "val_ssim"):
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
-        assert steps == list(range(EPOCHS)), metric
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, f"epoch/{metric}")]
+        assert steps == list(range(1, EPOCHS + 1)), metric
     metrics = run.data.metrics
-    for name in ("test_psnr", "test_ssim", "test_mse", "noisy_psnr", "noisy_ssim", "psnr_gain"):
-        assert np.isfinite(metrics[name]), name
-    assert metrics["psnr_gain"] == pytest.approx(metrics["test_psnr"] - metrics["noisy_psnr"])
+    sections = sorted({name.rsplit("/", 1)[0] for name in metrics})
+    assert sections[0] == "epoch" and "/" in min(metrics) and all("/" in n for n in metrics)
+    for name in ("psnr", "ssim", "mse", "noisy_psnr", "noisy_ssim", "psnr_gain"):
+        assert np.isfinite(metrics[f"test/{name}"]), name
+    assert metrics["test/psnr_gain"] == pytest.approx(
+        metrics["test/psnr"] - metrics["test/noisy_psnr"]
+    )
+    assert metrics["train/best_epoch"] in range(1, EPOCHS + 1)
+    assert run.data.tags["daeflow.command_line"].startswith(f"daeflow run --arch {arch} --clean")
     assert "split_indices.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    report = open(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="report.html")
+    ).read()
+    assert report.count("<svg") == 2 and report.count('src="data:image/png;base64,') == 2
+    assert f"daeflow run: {arch}" in report and "noisy input" in report
+    worse = metrics["test/psnr"] < metrics["test/noisy_psnr"]
+    assert ("are worse than the noisy input" in result.output) == worse
 
-    # The logged model reloads in a new process and gives the same output as the trained one.
+    # The logged model reloads as a pyfunc and gives the same output as the trained one: in
+    # a new process for the default architecture (the conformance kit does it for each).
     model_uri = f"runs:/{run.info.run_id}/model"
     x = np.load(noisy)[:3].astype(np.float32) / 255
     np.save(tmp_path / "x.npy", x)
     local = mlflow.keras.load_model(model_uri)
-    out = subprocess.run(
-        [sys.executable, "-c", RELOAD, model_uri, str(tmp_path / "x.npy")],
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    reloaded = np.array(json.loads(out.stdout.strip().splitlines()[-1]), dtype=np.float32)
+    if arch == "conv_baseline":
+        out = subprocess.run(
+            [sys.executable, "-c", RELOAD, model_uri, str(tmp_path / "x.npy")],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        reloaded = np.array(json.loads(out.stdout.strip().splitlines()[-1]), dtype=np.float32)
+    else:
+        reloaded = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(x), dtype=np.float32)
     np.testing.assert_allclose(reloaded, np.asarray(local(x)), atol=1e-5)
     assert reloaded.shape == x.shape
 
@@ -96,13 +117,54 @@ def test_run_logs_everything_and_model_reloads(arch, tracking_uri, pair_files, t
 @pytest.mark.slow
 def test_training_raises_marks_run_failed(tracking_uri, pair_files, monkeypatch):
     """An error inside training leaves the run FAILED, not RUNNING."""
-    import daeflow.trainer
+    import daeflow.train.trainer
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(daeflow.trainer, "fit", explode)
+    monkeypatch.setattr(daeflow.train.trainer, "fit", explode)
     clean, noisy = pair_files(n=24, size=16)
     result = CliRunner().invoke(app, ["run", "--clean", str(clean), "--noisy", str(noisy)])
     assert result.exit_code != 0
     assert only_run(tracking_uri).info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_a_loss_that_becomes_nan_fails_the_run_in_one_line(tracking_uri, pair_files):
+    clean, noisy = pair_files(n=24, size=16)
+    result = CliRunner().invoke(
+        app,
+        ["run", "--arch", "residual", "--arch-param", "depth=3", "--arch-param", "width=8"]
+        + ["--clean", str(clean), "--noisy", str(noisy), "--learning-rate", "1e12"],
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert re.match(r"Error: Training diverged: loss became (nan|inf) in epoch \d+\. Lower", line)
+    run = only_run(tracking_uri)
+    assert run.info.status == "FAILED"
+    client = mlflow.MlflowClient()
+    assert client.search_logged_models([run.info.experiment_id]) == []  # no NaN model logged
+
+
+@pytest.mark.slow
+def test_plain_run_works_with_every_bad_plugin_installed(site, tracking_uri, pair_files):
+    from test_plugins import BAD_PLUGINS, CLAIMS_A_BUILTIN, GOOD
+
+    for dist, (code, _) in BAD_PLUGINS.items():
+        site(dist, code)
+    site("daeflow-impostor", CLAIMS_A_BUILTIN)
+    site("daeflow-twin-a", GOOD.format(arch="twin"))
+    site("daeflow-twin-b", GOOD.format(arch="twin"))
+    site("daeflow-shared-a", GOOD.format(arch="arch_a"), entry="shared")
+    site("daeflow-shared-b", GOOD.format(arch="arch_b"), entry="shared")
+    clean, noisy = pair_files(n=24, size=16)
+    result = CliRunner().invoke(
+        app,
+        ["run", "--arch", "conv_baseline", "--clean", str(clean), "--noisy", str(noisy)]
+        + ["--epochs", "1", "--batch-size", "8"],
+    )
+    assert result.exit_code == 0, result.output
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 10 and all(w.startswith("Warning: plugin ") for w in warnings)
+    run = only_run(tracking_uri)
+    assert run.info.status == "FINISHED" and run.data.params["plugin.distribution"] == "daeflow"

@@ -50,10 +50,10 @@ def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, 
     (run,) = runs()
     client = mlflow.MlflowClient()
     assert run.data.tags["stop_reason"] == "time_budget"
-    epochs_run = len(client.get_metric_history(run.info.run_id, "val_psnr"))
+    epochs_run = len(client.get_metric_history(run.info.run_id, "epoch/val_psnr"))
     assert 1 <= epochs_run < 500
     assert run.data.params["lr_schedule"] == "cosine" and run.data.params["time_budget"] == "3.0"
-    rates = [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")]
+    rates = [m.value for m in client.get_metric_history(run.info.run_id, "schedule/learning_rate")]
     assert rates[0] < 1e-3 and all(b <= a for a, b in zip(rates, rates[1:], strict=False))
     assert run.data.params["noise.sigma"] == "20.0"
 
@@ -72,7 +72,8 @@ def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, 
     )
     assert "PSNR" in result.stdout and "Logged as MLflow run" in result.stdout
     evaluation = [r for r in runs() if r.data.tags.get("daeflow.command") == "evaluate"]
-    assert len(evaluation) == 1 and np.isfinite(evaluation[0].data.metrics["test_psnr"])
+    assert len(evaluation) == 1 and np.isfinite(evaluation[0].data.metrics["test/psnr"])
+    assert evaluation[0].data.params["arch"] == "residual"
     assert evaluation[0].info.status == "FINISHED"
 
 
@@ -95,8 +96,8 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tracking_uri, pair_files)
         "8",
     )
     (run,) = runs()
-    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "epoch/val_psnr")
     assert run.data.tags["stop_reason"] == "early_stopping" and len(history) < 60
     best = max(history, key=lambda m: m.value)
-    assert run.data.metrics["best_epoch"] == best.step
-    assert run.data.metrics["best_val_psnr"] == pytest.approx(best.value)
+    assert run.data.metrics["train/best_epoch"] == best.step
+    assert run.data.metrics["train/best_val_psnr"] == pytest.approx(best.value)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from daeflow.cli.common import app, fail, guarded, warn_plugin_failures
+from daeflow.cli.common import app, fail, guarded
 
 
 @app.command("check-arch", rich_help_panel="Plugins")
@@ -12,16 +12,23 @@ from daeflow.cli.common import app, fail, guarded, warn_plugin_failures
 def check_arch(
     name: Annotated[str, typer.Argument(help="Architecture name (see 'daeflow archs').")],
     arch_param: Annotated[
-        list[str] | None, typer.Option(help="Hyperparameter KEY=VALUE, repeatable.")
+        list[str] | None, typer.Option(help="Hyperparameter KEY=VALUE, repeatable: one set.")
+    ] = None,
+    param_set: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="A hyperparameter set 'KEY=VALUE,KEY=VALUE', repeatable: one check each."
+        ),
     ] = None,
 ):
     """Check that an architecture meets the plugin contract (shapes, range, training, saving)."""
-    from daeflow.hyperparams import split_pairs
-    from daeflow.testing import ConformanceError, check_architecture
+    from daeflow.plugin.hyperparams import split_pairs
+    from daeflow.workflow.conformance import ConformanceError, check_architecture
 
-    warn_plugin_failures()
+    sets = [split_pairs(arch_param or [], "--arch-param")] if arch_param or not param_set else []
+    sets += [split_pairs(s.split(","), "--set") for s in param_set or []]
     try:
-        report = check_architecture(name, split_pairs(arch_param or [], "--arch-param"))
+        report = check_architecture(name, param_sets=sets)
     except ConformanceError as exc:
         raise fail(f"check-arch failed: {exc}", 1) from None
     for check in report.passed:

@@ -6,9 +6,9 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from daeflow.errors import DaeflowError
+from daeflow.errors import DaeflowError, Interrupted
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
@@ -28,7 +28,14 @@ class _PlainHelpFlag:
 
 
 class _Group(_PlainHelpFlag, TyperGroup):
-    pass
+    def main(self, args=None, *rest, **kwargs):
+        # Remember the command as typed, for the run's report and tags.
+        import shlex
+        import sys
+
+        given = list(sys.argv[1:] if args is None else args)
+        os.environ["DAEFLOW_COMMAND_LINE"] = shlex.join(["daeflow", *map(str, given)])
+        return super().main(args, *rest, **kwargs)
 
 
 class _Command(_PlainHelpFlag, TyperCommand):
@@ -51,34 +58,76 @@ app = _App(
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line on stderr and return the exit to raise."""
-    typer.echo(f"Error: {message}", err=True)
+    typer.echo(f"Error: {' '.join(message.split())}", err=True)
     return typer.Exit(code=code)
 
 
 def warn_plugin_failures() -> None:
-    """One warning line per plugin that failed to load."""
-    from daeflow.plugins import get_plugins
+    """One warning line per plugin that failed or had names refused."""
+    from daeflow.plugin.manager import get_plugins
 
     for info in get_plugins().failures:
         typer.echo(
-            f"Warning: plugin {info.name!r} ({info.distribution}) failed to load: {info.error} "
-            "(see 'daeflow plugins').",
-            err=True,
+            f"Warning: plugin {info.label()} {info.status} (see 'daeflow plugins').", err=True
         )
 
 
+def _debug() -> bool:
+    return os.environ.get("DAEFLOW_DEBUG", "") not in ("", "0")
+
+
+def _message(exc: BaseException) -> tuple[str, int]:
+    """One line for an error that is not daeflow's own: what happened and what to do."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = exc.strerror or text or type(exc).__name__
+        hint = {
+            28: "Free some disk space and run it again.",
+            13: "Check the permissions of that path.",
+            30: "Choose a writable location.",
+        }.get(exc.errno, "Check the path and try again.")
+        return f"{reason}{where}. {hint}", 1
+    if any(cls.__module__.startswith("mlflow") for cls in type(exc).__mro__):
+        return f"MLflow: {text[:400]}", 1
+    return (
+        f"Unexpected {type(exc).__name__}: {text[:400]}. Run again with DAEFLOW_DEBUG=1 for the "
+        "traceback and report it.",
+        1,
+    )
+
+
 def guarded(function):
-    """Run a command body, turning daeflow errors into one line on stderr and an exit code."""
+    """Run a command body, turning every error into one line on stderr and an exit code.
+
+    DAEFLOW_DEBUG=1 lets errors through with their traceback.
+    """
     import functools
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
+            warn_plugin_failures()
             return function(*args, **kwargs)
+        except typer.Exit:
+            raise
         except DaeflowError as exc:
+            if _debug():
+                raise
             raise fail(str(exc), exc.exit_code) from None
+        except Interrupted as exc:
+            if _debug():
+                raise
+            raise fail(str(exc), Interrupted.exit_code) from None
         except KeyboardInterrupt:
+            if _debug():
+                raise
             raise fail("Interrupted; the MLflow run is marked KILLED.", 130) from None
+        except Exception as exc:
+            if _debug():
+                raise
+            message, code = _message(exc)
+            raise fail(message, code) from None
 
     return wrapper
 

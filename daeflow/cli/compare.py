@@ -28,41 +28,59 @@ def compare(
     sheet: Annotated[
         Path | None, typer.Option(help="Where to write the image sheet (with run ids).")
     ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs on this data: a digest (its first characters) or same-as:RUN."
+        ),
+    ] = None,
     as_json: Json = False,
     tracking_uri: TrackingUri = None,
 ):
-    """Rank runs by test PSNR with their cost; with run ids also write a PNG image sheet."""
-    from daeflow import comparison, tracking
+    """Rank runs by test PSNR with their cost, one table per dataset; with run ids also write
+    a PNG image sheet."""
+    from daeflow.track import store
+    from daeflow.workflow import compare as comparison
 
-    tracking.use_tracking_uri(tracking_uri)
-    rows = comparison.rows(comparison.find_runs(run_ids or [], experiment), metric)
+    store.use_tracking_uri(tracking_uri)
+    found = comparison.select_data(comparison.find_runs(run_ids or [], experiment), data)
+    rows = comparison.rows(found, metric)
     sheet_path = None
     if run_ids:
         sheet_path = comparison.sheet(
             rows, sheet or Path(f"compare-{'-'.join(r[:8] for r in run_ids)}.png")
         )
+    datasets = list(dict.fromkeys(r["data"] for r in rows))
     if as_json:
-        typer.echo(
-            json.dumps({"runs": rows, "sheet": str(sheet_path) if sheet_path else None}, indent=2)
-        )
+        sheet_text = str(sheet_path) if sheet_path else None
+        typer.echo(json.dumps({"runs": rows, "datasets": datasets, "sheet": sheet_text}, indent=2))
         return
-    shown = [
-        {
-            "run": r["run_id"][:8],
-            "name": r["run_name"],
-            "arch": r["arch"],
-            "params": r["params"],
-            "PSNR": _fmt(r["test_psnr"]),
-            "SSIM": _fmt(r["test_ssim"], 4),
-            "gain dB": _fmt(r["psnr_gain"]),
-            "params #": _fmt(r["trainable_params"], 0),
-            "train s": _fmt(r["train_seconds"], 1),
-            "img/s": _fmt(r["train_images_per_second"], 0),
-            "infer ms": _fmt(r["inference_ms"], 1),
-            "status": r["status"],
-        }
-        for r in rows
-    ]
-    print_table(shown, list(shown[0]) if shown else ["run"], f"Runs by {metric}")
+    if len(datasets) > 1:
+        typer.echo(
+            f"These runs used {len(datasets)} different datasets: compare numbers within a "
+            "table only (--data DIGEST or --data same-as:RUN picks one)."
+        )
+    for digest in datasets or [None]:
+        shown = [_shown(r) for r in rows if r["data"] == digest]
+        source = next((r["data_source"] for r in rows if r["data"] == digest), "")
+        title = f"Runs by {metric} on data {(digest or 'unknown')[:12]} ({source})"
+        print_table(shown, list(shown[0]) if shown else ["run"], title)
     if sheet_path:
         typer.echo(f"Image sheet: {sheet_path}")
+
+
+def _shown(r: dict) -> dict:
+    return {
+        "run": r["run_id"][:8],
+        "name": r["run_name"],
+        "arch": r["arch"],
+        "params": r["params"],
+        "PSNR": _fmt(r["test_psnr"]),
+        "SSIM": _fmt(r["test_ssim"], 4),
+        "gain dB": _fmt(r["psnr_gain"]),
+        "params #": _fmt(r["trainable_params"], 0),
+        "train s": _fmt(r["train_seconds"], 1),
+        "img/s": _fmt(r["train_images_per_second"], 0),
+        "infer ms": _fmt(r["inference_ms"], 1),
+        "status": r["status"],
+    }

@@ -1,6 +1,5 @@
 """`daeflow denoise` and `daeflow evaluate`: use a trained model on new arrays."""
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,33 +17,18 @@ SelfEnsemble = Annotated[
         "--self-ensemble", help="Average over the 8 flips/rotations: a little better, 8x slower."
     ),
 ]
-
-
-def _open_model(model: str, tracking_uri: str | None, ensemble: bool = False):
-    if tracking_uri:
-        import mlflow
-
-        mlflow.set_tracking_uri(tracking_uri)
-    from daeflow.ensemble import ensembled
-    from daeflow.models import load_denoiser
-
-    denoiser = load_denoiser(model)
-    return ensembled(denoiser) if ensemble else denoiser
-
-
-def _range_for(array, given: float | None, denoiser) -> float:
-    """--data-range, else the input dtype's full range, else the model's training range."""
-    import numpy as np
-
-    if given:
-        return given
-    if array.dtype in (np.uint8, np.uint16):
-        return float(np.iinfo(array.dtype).max)
-    if denoiser.data_range:
-        return float(denoiser.data_range)
-    from daeflow.errors import UsageError
-
-    raise UsageError("Cannot tell the data range of float input: pass --data-range.")
+Precision = Annotated[
+    str,
+    typer.Option(
+        help="float32, mixed_bfloat16, mixed_float16, or auto: the fastest this machine has."
+    ),
+]
+DataRange = Annotated[
+    float | None,
+    typer.Option(
+        help="Full-scale value (default: the model's training range, else from the dtype)."
+    ),
+]
 
 
 @app.command(rich_help_panel="Use a model")
@@ -57,42 +41,33 @@ def denoise(
         Path, typer.Option("--output", "-o", help="Where to write the result (.npy).")
     ],
     model: ModelUri,
-    data_range: Annotated[
-        float | None,
-        typer.Option(
-            help="Full-scale value of the input (default: from its dtype, else the model's)."
-        ),
-    ] = None,
+    data_range: DataRange = None,
     tile: Annotated[int, typer.Option(min=16, help="Tile core size in pixels.")] = 512,
     margin: Annotated[
         int, typer.Option(min=0, help="Context around each tile, wider than the receptive field.")
     ] = 32,
     self_ensemble: SelfEnsemble = False,
+    precision: Precision = "float32",
     tracking_uri: TrackingUri = None,
 ):
     """Denoise an array of any size by overlapping tiles; keeps its shape, dtype and range."""
-    import numpy as np
+    from daeflow.workflow.denoise import denoise_file
 
-    from daeflow import data
-    from daeflow.tiling import denoise_array
-
-    array = data.load_array(input_path, "input").array
-    if array.dtype.kind not in "uif" or array.ndim not in (2, 3, 4) or array.size == 0:
-        raise data.DataError(
-            f"Input must be a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array; got "
-            f"shape {array.shape}, dtype {array.dtype}."
-        )
-    denoiser = _open_model(model, tracking_uri, self_ensemble)
-    scale = _range_for(array, data_range, denoiser)
-    start = time.perf_counter()
-    result = denoise_array(denoiser, array, scale, tile, margin)
-    seconds = time.perf_counter() - start
-    np.save(output, result)
-    channels = array.shape[-1] if array.ndim >= 3 else 1
-    megapixels = array.size / channels / 1e6
+    done = denoise_file(
+        input_path,
+        output,
+        model,
+        data_range,
+        tile,
+        margin,
+        self_ensemble,
+        tracking_uri,
+        typer.echo,
+        precision,
+    )
     typer.echo(
-        f"Denoised {array.shape} {array.dtype} (data range {scale:g}) in {seconds:.1f} s, "
-        f"{megapixels / seconds:.2f} megapixels/s -> {output}"
+        f"Denoised {done.shape} {done.dtype} (data range {done.data_range:g}) in "
+        f"{done.seconds:.1f} s, {done.megapixels_per_second:.2f} megapixels/s -> {done.output}"
     )
 
 
@@ -102,21 +77,27 @@ def evaluate(
     model: ModelUri,
     clean: Annotated[Path, typer.Option(help="Clean images (.npy).")],
     noisy: Annotated[Path, typer.Option(help="Noisy images aligned with --clean (.npy).")],
-    data_range: Annotated[
-        float | None, typer.Option(help="Full-scale value (default: from dtype).")
-    ] = None,
+    data_range: DataRange = None,
     log: Annotated[
         bool, typer.Option("--log", help="Log the scores as an MLflow evaluation run.")
     ] = False,
     experiment: Annotated[str, typer.Option(help="MLflow experiment for --log.")] = "daeflow",
     self_ensemble: SelfEnsemble = False,
+    precision: Precision = "float32",
     tracking_uri: TrackingUri = None,
 ):
     """Report PSNR/SSIM of a model on new clean/noisy data, and optionally log them."""
-    from daeflow.scoring import evaluate_model
+    from daeflow.workflow.denoise import needs_store, open_denoiser
+    from daeflow.workflow.evaluate import evaluate_model
 
-    denoiser = _open_model(model, tracking_uri, self_ensemble)
-    outcome = evaluate_model(denoiser, str(clean), str(noisy), data_range, log, experiment)
+    if log and not needs_store(model):
+        from daeflow.track import store
+
+        store.use_tracking_uri(tracking_uri)
+    denoiser = open_denoiser(model, tracking_uri, self_ensemble, precision, typer.echo)
+    outcome = evaluate_model(
+        denoiser, str(clean), str(noisy), data_range, log, experiment, typer.echo
+    )
     m = outcome["metrics"]
     typer.echo(
         f"{m['n_images']} images: PSNR {m['test_psnr']:.2f} dB, SSIM {m['test_ssim']:.4f}; "

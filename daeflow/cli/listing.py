@@ -4,17 +4,17 @@ import json
 
 import typer
 
-from daeflow.cli.common import Json, app, guarded, print_table, warn_plugin_failures
+from daeflow.cli.common import Json, app, guarded, print_table
 
 
 def _arch_rows() -> list[dict]:
-    from daeflow.registry import all_architectures
+    from daeflow.plugin.registry import all_architectures
 
     rows = []
     for name, providers in sorted(all_architectures().items()):
         if len(providers) > 1:
             plugins = " and ".join(p.plugin.name for p in providers)
-            rows.append({"name": name, "error": f"registered by both {plugins}"})
+            rows.append({"name": name, "error": f"registered by both {plugins}; unusable"})
             continue
         spec, plugin = providers[0].spec, providers[0].plugin
         rows.append(
@@ -48,7 +48,6 @@ def archs(as_json: Json = False):
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        warn_plugin_failures()
         for row in rows:
             row["source"] = f"{row.get('distribution', '?')} {row.get('version', '')}"
             row["hyperparameters"] = ", ".join(
@@ -56,16 +55,13 @@ def archs(as_json: Json = False):
             )
             row["description"] = row.get("description") or f"ERROR: {row['error']}"
         print_table(rows, ["name", "description", "source", "hyperparameters"], "Architectures")
-    for row in rows:
-        if "error" in row:
-            typer.echo(f"Error: architecture {row['name']!r} is {row['error']}.", err=True)
 
 
 @app.command(rich_help_panel="Plugins")
 @guarded
 def plugins(as_json: Json = False):
     """List every plugin, built-in or installed, its hooks and whether it loaded."""
-    from daeflow.plugins import get_plugins
+    from daeflow.plugin.manager import get_plugins
 
     rows = [
         {

@@ -39,45 +39,29 @@ DATA_OPTIONS = {
     "alignment_check": (_opt(bool, "Check that clean[i] and noisy[i] belong together."), True),
 }
 
-TRAIN_OPTIONS = {
-    "epochs": (_opt(int, "Maximum number of epochs.", min=1), 20),
-    "batch_size": (_opt(int, "Images per training batch.", min=1), 32),
-    "learning_rate": (_opt(float, "Adam learning rate."), 1e-3),
-    "lr_schedule": (_opt(str, "constant, cosine or step."), "constant"),
-    "patch_size": (_opt(int | None, "Train on random PxP crops.", min=1), None),
-    "patches_per_image": (_opt(int, "Random crops per image and epoch (--patch-size).", min=1), 1),
-    "augment": (_opt(bool, "Random flips and 90-degree rotations."), False),
-    "time_budget": (_opt(str | None, "Stop after the epoch that passes e.g. 90s, 10m."), None),
-    "early_stopping": (
-        _opt(int | None, "Stop after N epochs without better val_psnr.", min=1),
-        None,
-    ),
-    "jit_compile": (_opt(bool | None, "XLA compilation (default: Keras's choice)."), None),
-}
+_PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def parse_duration(text: str | None) -> float | None:
-    """'90', '90s', '10m' or '1.5h' as seconds."""
-    if text is None:
-        return None
-    from daeflow.errors import UsageError
+def _train_options() -> dict:
+    """Typer options for every declared training option (config.TRAIN_PARAMS)."""
+    from daeflow.config import TRAIN_PARAMS
 
-    units = {"s": 1, "m": 60, "h": 3600}
-    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
-    try:
-        seconds = float(number) * units[unit]
-    except ValueError:
-        raise UsageError(
-            f"--time-budget must look like 90s, 10m or 1.5h. Received: {text!r}"
-        ) from None
-    if seconds <= 0:
-        raise UsageError(f"--time-budget must be positive. Received: {text!r}")
-    return seconds
+    options = {}
+    for param in TRAIN_PARAMS:
+        kind = _PYTHON_TYPES[param.type]
+        limits = {"min": param.min} if param.type == "int" and param.min is not None else {}
+        if param.default is None:
+            kind = kind | None
+        options[param.name] = (_opt(kind, param.help, **limits), param.default)
+    return options
+
+
+TRAIN_OPTIONS = _train_options()
 
 
 def _data_options(values: dict):
     from daeflow.config import DataOptions
-    from daeflow.hyperparams import split_pairs
+    from daeflow.plugin.hyperparams import split_pairs
 
     values["noise_params"] = split_pairs(values.pop("noise_param") or [], "--noise-param")
     for key in ("clean", "noisy", "data", "groups", "val_data", "test_data"):
@@ -85,9 +69,8 @@ def _data_options(values: dict):
     return DataOptions(**values)
 
 
-def _train_options(values: dict):
-    values["time_budget"] = parse_duration(values["time_budget"])
-    return values  # the seed is added by the command
+def _train_values(values: dict):
+    return values  # checked by config.TrainOptions, with the seed the command adds
 
 
 def adds(options: dict, target: str, build):
@@ -117,4 +100,4 @@ def adds(options: dict, target: str, build):
 
 
 with_data_options = adds(DATA_OPTIONS, "data_options", _data_options)
-with_train_options = adds(TRAIN_OPTIONS, "train_values", _train_options)
+with_train_options = adds(TRAIN_OPTIONS, "train_values", _train_values)

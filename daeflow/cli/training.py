@@ -4,30 +4,41 @@ from typing import Annotated
 
 import typer
 
-from daeflow.cli.common import (
-    Experiment,
-    RunName,
-    TrackingUri,
-    app,
-    guarded,
-    warn_plugin_failures,
-)
+from daeflow.cli.common import Experiment, RunName, TrackingUri, app, guarded
 from daeflow.cli.options import with_data_options, with_train_options
 
 Seed = Annotated[int, typer.Option(help="Seed of the split, noise and weights.")]
 ArchParam = Annotated[list[str] | None, typer.Option(help="Hyperparameter KEY=VALUE, repeatable.")]
 
 
-def ui_hint(tracking_uri: str) -> str:
-    """How to open the MLflow UI on this store."""
+def ui_hint(tracking_uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+    """How to open the MLflow UI on this store, with a command that works as printed."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"Open {tracking_uri} in a browser."
-    return f"See it in the MLflow UI: mlflow ui --backend-store-uri {tracking_uri}"
+        from daeflow.track.queries import ui_page
+        from daeflow.track.store import without_credentials
+
+        base = without_credentials(tracking_uri).rstrip("/")
+        return f"Open it in a browser: {ui_page(base, experiment_id, run_id)}"
+    return f"See it in the MLflow UI: {daeflow_command()} ui --tracking-uri {tracking_uri}"
+
+
+def daeflow_command() -> str:
+    """'daeflow' if that name on PATH runs this installation, else a command that does."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    script, found = Path(sys.argv[0]).resolve(), shutil.which("daeflow")
+    if found and (script.name != "daeflow" or Path(found).resolve() == script):
+        return "daeflow"
+    if script.name == "daeflow":
+        return str(script)  # e.g. .venv/bin/daeflow, with the venv not activated
+    return f"{sys.executable} -m daeflow"
 
 
 def _config(arch, arch_param, data_options, train_values, seed, experiment, run_name, uri):
     from daeflow.config import RunConfig, TrainOptions
-    from daeflow.hyperparams import split_pairs
+    from daeflow.plugin.hyperparams import split_pairs
 
     return RunConfig(
         arch=arch,
@@ -45,6 +56,7 @@ def _config(arch, arch_param, data_options, train_values, seed, experiment, run_
 @with_data_options
 @with_train_options
 def run(
+    ctx: typer.Context,
     arch: Annotated[
         str, typer.Option(help="Architecture (see 'daeflow archs').")
     ] = "conv_baseline",
@@ -53,17 +65,35 @@ def run(
     experiment: Experiment = "daeflow",
     run_name: RunName = None,
     tracking_uri: TrackingUri = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue this run (id, its first 8 characters, or name) from its last "
+            "checkpoint; training options given with it replace the run's."
+        ),
+    ] = None,
     data_options=None,
     train_values=None,
 ):
     """Train a denoiser and log params, per-epoch metrics, test PSNR/SSIM and the model to MLflow.
 
     Without --clean/--noisy/--data it trains on bundled demo photographs with Gaussian noise
-    (sigma 25 of 255).
+    (sigma 25 of 255). Checkpoints are written every epoch; --resume continues a run.
     """
-    from daeflow.workflow import run as run_workflow
+    if resume:
+        from daeflow.workflow.resume import resume as resume_run
 
-    warn_plugin_failures()
+        given = [
+            name
+            for name in ctx.params
+            if ctx.get_parameter_source(name).name == "COMMANDLINE"
+            and name not in ("resume", "tracking_uri")
+        ]
+        overrides = {name: ctx.params[name] for name in given}
+        report(resume_run(resume, overrides, tracking_uri, typer.echo))
+        return
+    from daeflow.workflow.run import run as run_workflow
+
     config = _config(
         arch, arch_param, data_options, train_values, seed, experiment, run_name, tracking_uri
     )
@@ -80,10 +110,18 @@ def report(outcome) -> None:
         f"(gain {m['psnr_gain']:+.2f} dB)"
     )
     typer.echo(
-        f"  model: {outcome.model_uri}  (best epoch {outcome.best_epoch + 1}, "
+        f"  model: {outcome.model_uri}  (best epoch {outcome.best_epoch}, "
         f"stopped by {outcome.stop_reason})"
     )
-    typer.echo(ui_hint(outcome.tracking_uri))
+    if outcome.baselines:
+        shown = sorted(outcome.baselines, key=lambda b: -(b["test_psnr"] or 0))
+        typer.echo(
+            "  classical baselines on the same test images: "
+            + ", ".join(f"{b['method']} {b['test_psnr']:.2f} dB" for b in shown)
+        )
+    for note in outcome.notes:
+        typer.echo(f"Note: {note}")
+    typer.echo(ui_hint(outcome.tracking_uri, outcome.experiment_id, outcome.run_id))
 
 
 @app.command(rich_help_panel="Train")
@@ -105,9 +143,8 @@ def sweep(
     train_values=None,
 ):
     """Train a grid of architectures and parameters over several seeds, as nested MLflow runs."""
-    from daeflow.sweep import parse_grid, run_sweep
+    from daeflow.workflow.sweep import parse_grid, run_sweep
 
-    warn_plugin_failures()
     base = _config(
         arch[0], [], data_options, train_values, seed, experiment, run_name, tracking_uri
     )

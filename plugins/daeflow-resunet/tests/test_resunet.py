@@ -3,7 +3,7 @@
 import os
 
 # Before anything imports TensorFlow: quiet its C++ logs and pin the Keras backend.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import subprocess
@@ -25,7 +25,7 @@ def sample(shape, seed=0):
 @pytest.fixture
 def fresh_plugins(monkeypatch):
     """Rebuild daeflow's plugin set from what is installed, before and after the test."""
-    from daeflow.plugins import reset_plugins
+    from daeflow.plugin.manager import reset_plugins
 
     monkeypatch.delenv("DAEFLOW_LOAD_PLUGINS", raising=False)
     reset_plugins()
@@ -84,13 +84,14 @@ def test_import_does_not_load_keras():
 
 
 def test_discovered_through_entry_point(fresh_plugins):
-    from daeflow.registry import get_architecture
+    from daeflow.plugin.registry import get_architecture
 
     provided = get_architecture("resunet")
     assert provided.plugin.distribution == "daeflow-resunet"
     assert provided.spec is resunet.ARCHITECTURE
 
 
+@pytest.mark.slow
 def test_passes_daeflow_architecture_check(fresh_plugins):
     from daeflow.testing import check_architecture
 

@@ -1,0 +1,1 @@
+"""Data: loading and checking arrays, data ranges, splits, noise models, scaled pairs."""

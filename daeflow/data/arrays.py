@@ -1,0 +1,270 @@
+"""Load and validate image arrays without reading them into memory."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from daeflow.errors import DataError
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+BLOCK_BYTES = 32 * 2**20
+
+
+@dataclass
+class ImageArray:
+    """An (N, H, W, C) array on disk or in memory, read a few images at a time.
+
+    A C-ordered .npy file is memory-mapped for its header and then read with
+    positioned reads from the file descriptor opened with it (so a file replaced
+    later is not read by mistake), so pages already used do not stay resident and
+    memory does not grow with the dataset.
+    """
+
+    array: np.ndarray
+    name: str
+    path: Path | None = None
+    fd: int | None = None  # of the file the array was mapped from
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    def with_array(self, array: np.ndarray) -> "ImageArray":
+        """The same file seen through another view of its array (e.g. a channel axis added)."""
+        return ImageArray(array, self.name, self.path, self.fd)
+
+    @property
+    def _on_disk(self) -> bool:
+        return isinstance(self.array, np.memmap) and self.array.flags.c_contiguous
+
+    def _read_at(self, reads) -> None:
+        """Fill each (offset, writable view) from the file, or say that it was cut short."""
+        fd = self.fd if self.fd is not None else os.open(self.array.filename, os.O_RDONLY)
+        try:
+            for offset, view, index in reads:
+                if os.preadv(fd, [view], offset) != len(view):
+                    raise DataError(
+                        f"{self.name} file {self.array.filename} ended before image {index}; "
+                        "it was truncated after it was opened. Save it again."
+                    )
+        finally:
+            if fd != self.fd:
+                os.close(fd)
+
+    def read(self, indices) -> np.ndarray:
+        """The images at `indices`, in that order, as a new in-memory array."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if not self._on_disk or not len(indices):
+            return np.array(self.array[indices])
+        indices = np.where(indices < 0, indices + len(self), indices)
+        self._check_indices(indices)
+        image_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
+        buffer = out.reshape(len(indices), -1).view(np.uint8)
+        self._read_at(
+            (self.array.offset + int(i) * image_bytes, memoryview(buffer[row]), int(i))
+            for row, i in enumerate(indices)
+        )
+        return out
+
+    def read_crops(self, indices, tops, lefts, height: int, width: int) -> np.ndarray:
+        """The height x width window at (tops[k], lefts[k]) of image indices[k], for each k.
+
+        On disk, only the window's rows are read, so a patch of a huge image costs
+        the patch, not the image.
+        """
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        tops, lefts = np.asarray(tops).reshape(-1), np.asarray(lefts).reshape(-1)
+        out = np.empty((len(indices), height, width, *self.shape[3:]), dtype=self.dtype)
+        if len(indices) and (
+            tops.min() < 0
+            or lefts.min() < 0
+            or tops.max() + height > self.shape[1]
+            or lefts.max() + width > self.shape[2]
+        ):
+            raise IndexError(
+                f"a {height}x{width} window at rows {tops.tolist()}, columns {lefts.tolist()} "
+                f"does not fit in images of {self.shape[1]}x{self.shape[2]}"
+            )
+        if not self._on_disk or not len(indices):
+            for k, (i, top, left) in enumerate(zip(indices, tops, lefts, strict=True)):
+                out[k] = self.array[i, top : top + height, left : left + width]
+            return out
+        self._check_indices(indices)
+        pixel_bytes = int(np.prod(self.shape[3:], dtype=np.int64)) * self.dtype.itemsize
+        row_bytes = self.shape[2] * pixel_bytes
+        image_bytes = self.shape[1] * row_bytes
+        buffer = out.reshape(len(indices), height, -1).view(np.uint8)
+        self._read_at(
+            (
+                self.array.offset
+                + int(i) * image_bytes
+                + int(left) * pixel_bytes
+                + (int(top) + row) * row_bytes,
+                memoryview(buffer[k, row]),
+                int(i),
+            )
+            for k, (i, top, left) in enumerate(zip(indices, tops, lefts, strict=True))
+            for row in range(height)
+        )
+        return out
+
+    def blocks(self, max_bytes: int | None = None):
+        """Yield (image, row, block) over the whole array, at most about `max_bytes` at a time.
+
+        `block` holds whole images starting at `image` (row 0), or, for an image larger
+        than `max_bytes`, a band of rows of that one image starting at `row`. Blocks come
+        in memory order, so hashing them in turn hashes the array's bytes.
+        """
+        max_bytes = max_bytes or BLOCK_BYTES
+        row_bytes = max(1, int(np.prod(self.shape[2:], dtype=np.int64)) * self.dtype.itemsize)
+        image_bytes = row_bytes * self.shape[1]
+        if image_bytes <= max_bytes:
+            step = max(1, max_bytes // image_bytes)
+            for start in range(0, len(self), step):
+                yield start, 0, self.read(np.arange(start, min(start + step, len(self))))
+            return
+        rows = max(1, max_bytes // row_bytes)
+        for i in range(len(self)):
+            for top in range(0, self.shape[1], rows):
+                band = min(rows, self.shape[1] - top)
+                yield i, top, self.read_crops([i], [top], [0], band, self.shape[2])
+
+    def _check_indices(self, indices: np.ndarray) -> None:
+        # Positioned reads do no bounds checking of their own: an index past the end
+        # would leave np.empty's garbage in the batch, a negative one read the header.
+        bad = (indices < 0) | (indices >= len(self))
+        if bad.any():
+            raise IndexError(
+                f"index {int(indices[bad][0])} is out of bounds for {len(self)} images"
+            )
+
+
+def _check_file(path: Path, what: str) -> bytes:
+    if not path.exists():
+        raise DataError(f"{what} file not found: {path}. Check the path and try again.")
+    if path.is_dir():
+        raise DataError(f"{what} path is a folder, not a file: {path}. Pass a .npy or .npz file.")
+    try:
+        with open(path, "rb") as f:
+            return f.read(6)
+    except OSError as exc:
+        raise DataError(
+            f"Cannot read {what} file {path}: {exc.strerror}. Check its permissions."
+        ) from None
+
+
+def load_array(path: str | os.PathLike, what: str, key: str | None = None) -> ImageArray:
+    """Open a .npy (memory-mapped) or one key of a .npz, refusing anything that needs pickle."""
+    path = Path(path)
+    magic = _check_file(path, what)
+    if magic.startswith(NPY_MAGIC):
+        if key is not None:
+            # Ignoring the key would hand back the same array for every key: clean == noisy.
+            raise DataError(
+                f"{what} file {path} is a single .npy array, not an .npz holding {key!r}. "
+                "Pass .npy files with --clean/--noisy, or save an .npz with numpy.savez."
+            )
+        array = _load_npy(path, what)
+    elif magic.startswith(ZIP_MAGIC[:4]):
+        array = _load_npz(path, what, key)
+    else:
+        raise DataError(
+            f"{what} file {path} is not a .npy or .npz file (wrong magic bytes). "
+            "Save it with numpy.save or numpy.savez."
+        )
+    fd = os.open(path, os.O_RDONLY) if isinstance(array, np.memmap) else None
+    return ImageArray(array, what, path, fd)
+
+
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        try:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            _, _, dtype = read_header(f)
+        except ValueError as exc:
+            raise DataError(
+                f"{what} file {path} has a corrupt .npy header ({exc}). Save it again."
+            ) from None
+    if dtype.hasobject:
+        raise DataError(
+            f"{what} file {path} holds Python objects (dtype {dtype}), which would need pickle. "
+            "Save a numeric array instead (e.g. array.astype('float32'))."
+        )
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(
+            f"{what} file {path} is truncated or corrupt ({exc}). Save it again."
+        ) from None
+
+
+def _load_npz(path: Path, what: str, key: str | None) -> np.ndarray:
+    import zipfile
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{what} file {path} is not a valid .npz archive ({exc}). Save it again."
+        ) from None
+    with archive:
+        if key is None and len(archive.files) == 1:
+            key = archive.files[0]
+        if key not in archive.files:
+            keys = ", ".join(archive.files) or "none"
+            if key is None:
+                raise DataError(
+                    f"{what} file {path} holds {len(archive.files)} arrays ({keys}); expected "
+                    "one. Save the array alone with numpy.save."
+                )
+            raise DataError(
+                f"{what} key {key!r} not found in {path}; it has: {keys}. "
+                "Choose one with --clean-key/--noisy-key."
+            )
+        try:
+            return archive[key]
+        except ValueError:
+            raise DataError(
+                f"{what} array {key!r} in {path} holds Python objects, which would need pickle. "
+                "Save a numeric array instead."
+            ) from None
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(
+                f"{what} array {key!r} in {path} is corrupt ({exc}). Save it again."
+            ) from None
+
+
+def as_images(images: ImageArray) -> ImageArray:
+    """Check dtype and dimensions; give (N, H, W) a channel axis."""
+    array, name = images.array, images.name
+    if array.dtype.kind not in "uif":
+        raise DataError(
+            f"{name} array has dtype {array.dtype}, which is not numeric. "
+            "Use uint8, uint16, int16, float32 or float64."
+        )
+    if array.ndim == 3:
+        array = array[..., np.newaxis]
+    if array.ndim != 4:
+        raise DataError(
+            f"{name} array has {array.ndim} dimensions (shape {array.shape}); expected "
+            "(N, H, W, C) or (N, H, W)."
+        )
+    if array.size == 0:
+        raise DataError(f"{name} array is empty (shape {array.shape}). Pass at least one image.")
+    return images.with_array(array)

@@ -1,0 +1,109 @@
+"""Built-in synthetic noise models: gaussian, poisson, salt_pepper, speckle."""
+
+from daeflow import HyperParam, NoiseModel, hookimpl
+
+
+def gaussian(clean, rng, params, data_range):
+    """Additive white Gaussian noise with standard deviation `sigma` on the data's scale."""
+    import numpy as np
+
+    noise = rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(params["sigma"])
+    return clean + noise
+
+
+def poisson(clean, rng, params, data_range):
+    """Photon noise: full range is `peak` photons; counts ~ Poisson(clean / range * peak)."""
+    import numpy as np
+
+    peak = params["peak"]
+    counts = rng.poisson(np.clip(clean, 0, None) / data_range * peak)
+    return (counts * (data_range / peak)).astype(np.float32)
+
+
+def salt_pepper(clean, rng, params, data_range):
+    """A fraction `amount` of values set to 0 or to the data range, half each."""
+    noisy = clean.copy()
+    hit = rng.random(clean.shape) < params["amount"]
+    salt = rng.random(clean.shape) < 0.5
+    noisy[hit & salt] = data_range
+    noisy[hit & ~salt] = 0
+    return noisy
+
+
+def speckle(clean, rng, params, data_range):
+    """Multiplicative noise: clean * (1 + n) with n ~ N(0, sigma)."""
+    import numpy as np
+
+    noise = rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(params["sigma"])
+    return clean * (1 + noise)
+
+
+def gaussian_graph(clean, seed, params, data_range):
+    """gaussian, drawn in TensorFlow."""
+    import tensorflow as tf
+
+    return clean + tf.random.stateless_normal(tf.shape(clean), seed) * params["sigma"]
+
+
+def poisson_graph(clean, seed, params, data_range):
+    """poisson, drawn in TensorFlow."""
+    import tensorflow as tf
+
+    peak = params["peak"]
+    rate = tf.maximum(clean, 0.0) / data_range * peak
+    counts = tf.random.stateless_poisson(tf.shape(clean), seed, rate, dtype=tf.float32)
+    return counts * (data_range / peak)
+
+
+def salt_pepper_graph(clean, seed, params, data_range):
+    """salt_pepper, drawn in TensorFlow."""
+    import tensorflow as tf
+
+    draws = tf.random.stateless_uniform(tf.concat([[2], tf.shape(clean)], 0), seed)
+    hit, salt = draws[0] < params["amount"], draws[1] < 0.5
+    value = tf.where(salt, tf.cast(data_range, clean.dtype), tf.zeros_like(clean))
+    return tf.where(hit, value, clean)
+
+
+def speckle_graph(clean, seed, params, data_range):
+    """speckle, drawn in TensorFlow."""
+    import tensorflow as tf
+
+    return clean * (1 + tf.random.stateless_normal(tf.shape(clean), seed) * params["sigma"])
+
+
+NOISE_MODELS = [
+    NoiseModel(
+        "gaussian",
+        gaussian.__doc__,
+        gaussian,
+        (HyperParam("sigma", "float", 25.0, "Standard deviation on the data's scale.", min=0),),
+        graph_apply=gaussian_graph,
+    ),
+    NoiseModel(
+        "poisson",
+        poisson.__doc__,
+        poisson,
+        (HyperParam("peak", "float", 30.0, "Photon count at the full data range.", min=1e-3),),
+        graph_apply=poisson_graph,
+    ),
+    NoiseModel(
+        "salt_pepper",
+        salt_pepper.__doc__,
+        salt_pepper,
+        (HyperParam("amount", "float", 0.05, "Fraction of values replaced.", min=0, max=1),),
+        graph_apply=salt_pepper_graph,
+    ),
+    NoiseModel(
+        "speckle",
+        speckle.__doc__,
+        speckle,
+        (HyperParam("sigma", "float", 0.1, "Relative standard deviation.", min=0),),
+        graph_apply=speckle_graph,
+    ),
+]
+
+
+@hookimpl
+def register_noise_models():
+    return NOISE_MODELS

@@ -1,0 +1,84 @@
+"""Scaled (noisy, clean) pairs for evaluation: fixed noise per image, read a few at a time."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from daeflow.data.arrays import ImageArray
+
+
+@dataclass
+class PairSource:
+    """Aligned clean/noisy images, or clean images plus a synthetic noise model.
+
+    Batches come out as float32 divided by `data_range`. Evaluation noise is fixed per
+    image (seeded by image index); training batches come from train.pipeline.
+    """
+
+    clean: ImageArray
+    noisy: ImageArray | None
+    data_range: float
+    noise: Any = None
+    noise_params: dict = field(default_factory=dict)
+    seed: int = 0
+    pad_multiple: int = 1
+    _last_noisy: tuple = field(default=(None, None), repr=False, compare=False)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.clean.shape[1:])
+
+    @property
+    def in_memory(self) -> bool:
+        """Fixed pairs that are both plain in-memory arrays (no file behind them)."""
+        return self.noisy is not None and not any(
+            isinstance(images.array, np.memmap) for images in (self.clean, self.noisy)
+        )
+
+    def _fixed_noise(self, index: int, clean: np.ndarray) -> np.ndarray:
+        """The synthetic noisy version of one image, the same on every call."""
+        rng = np.random.default_rng([self.seed, 7, int(index)])
+        return self.noise.apply(clean, rng, self.noise_params, self.data_range)
+
+    def _noisy(self, indices, clean: np.ndarray) -> np.ndarray:
+        """The fixed noisy images: given pairs, or noise seeded by each image's index."""
+        if self.noisy is not None:
+            return self.noisy.read(indices).astype(np.float32)
+        rows = [self._fixed_noise(i, image) for i, image in zip(indices, clean, strict=True)]
+        return np.stack(rows).astype(np.float32)
+
+    def batch(self, indices):
+        """Fixed (noisy, clean) pairs scaled to [0, 1], the same on every call: for evaluation."""
+        clean = self.clean.read(indices).astype(np.float32)
+        return self._scaled(self._noisy(indices, clean), clean)
+
+    def windows(self, index: int, top: int, left: int, height: int, width: int):
+        """The fixed (noisy, clean) pair of one image cut to a window, scaled to [0, 1].
+
+        For given pairs only the window is read. Synthetic noise is drawn for the whole
+        image (so that it does not depend on the window), once per image, and then cut.
+        """
+        clean = self.clean.read_crops([index], [top], [left], height, width).astype(np.float32)
+        if self.noisy is not None:
+            noisy = self.noisy.read_crops([index], [top], [left], height, width)
+        else:
+            noisy = self._whole_noisy(index)[None, top : top + height, left : left + width]
+        return self._scaled(np.asarray(noisy, dtype=np.float32), clean)
+
+    def _whole_noisy(self, index: int) -> np.ndarray:
+        """The synthetic noisy version of one whole image, kept while its windows are read."""
+        if self._last_noisy[0] != index:
+            whole = self.clean.read([index])[0].astype(np.float32)
+            self._last_noisy = (index, np.asarray(self._fixed_noise(index, whole), np.float32))
+        return self._last_noisy[1]
+
+    def _scaled(self, noisy: np.ndarray, clean: np.ndarray):
+        scale = np.float32(1.0 / self.data_range)
+        return noisy * scale, clean * scale
+
+    def eval_batches(self, indices, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Fixed (noisy, clean) batches over `indices`, in order."""
+        for start in range(0, len(indices), batch_size):
+            yield self.batch(indices[start : start + batch_size])

@@ -1,0 +1,1 @@
+"""Inference: loading a model safely, tiled denoising, self-ensemble, scoring a model."""

@@ -1,0 +1,84 @@
+"""Load a denoiser from MLflow (runs:/, models:/) or a local folder or .keras file, as data only.
+
+MLflow model folders go through the checks of `daeflow.track.flavor`; a `.keras`
+file is loaded in Keras's safe mode. Neither ever runs code that comes with the model.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from daeflow.backend import load_keras_file
+from daeflow.errors import ModelLoadError
+
+PROBE_MULTIPLES = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass
+class Denoiser:
+    """A Keras model plus what it needs to scale its input: the training data range."""
+
+    model: object
+    data_range: float | None
+    size_multiple: int = 1
+    uri: str = ""
+    self_ensemble: bool = False  # model averages over the 8 flips/rotations of its input
+    arch: str | None = None
+    data_dtype: str | None = None  # of the training data; None for models before it was stored
+    channels: int = 0  # what the model takes; 0: read from the model
+
+    def __post_init__(self):
+        if not self.channels:
+            self.channels = int(self.model.input_shape[-1])
+
+
+def load_denoiser(uri: str) -> Denoiser:
+    """The model at `uri` with its data range and size multiple (from its metadata if any)."""
+    from daeflow.track import flavor, queries
+
+    path = Path(uri)
+    if not path.exists():
+        if "://" not in uri and not uri.startswith(("models:/", "runs:/")):
+            raise ModelLoadError(
+                f"Model not found: {uri}. Pass runs:/<run id>/model, models:/<name>/<version> "
+                "or a local model folder or .keras file."
+            )
+        path = queries.local_model_path(uri)
+    if path.is_dir():
+        model, folder = flavor.load_model_folder(path, uri)
+        return _denoiser(model, folder.metadata, uri)
+    beside = path.parent.parent  # a .keras file inside an MLflow model folder
+    metadata = {}
+    if path.parent.name == "data" and (beside / "MLmodel").is_file():
+        metadata = flavor.read_model_folder(beside, uri).metadata  # checked before loading
+    return _denoiser(load_keras_file(path, uri), metadata, uri)
+
+
+def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
+    multiple = metadata.get("size_multiple")
+    return Denoiser(
+        model,
+        metadata.get("data_range"),
+        int(multiple) if multiple else size_multiple_of(model),
+        uri,
+        arch=metadata.get("arch"),
+        data_dtype=metadata.get("data_dtype"),
+    )
+
+
+def size_multiple_of(model) -> int:
+    """The size multiple a bare Keras model (no metadata) needs, found by trying.
+
+    The model is tried on (3m, 5m) inputs for growing m; the first m whose output keeps
+    the input shape is the multiple (odd factors expose every pooling level).
+    """
+    channels = int(model.input_shape[-1])
+    for multiple in PROBE_MULTIPLES:
+        probe = np.zeros((1, 3 * multiple, 5 * multiple, channels), np.float32)
+        try:
+            if tuple(np.shape(model(probe, training=False))) == probe.shape:
+                return multiple
+        except Exception:  # a shape the model cannot take: try the next multiple
+            continue
+    return PROBE_MULTIPLES[-1]

@@ -1,0 +1,1 @@
+"""Plugins: the hook contract, spec classes, hyperparameters, the manager and the registry."""

@@ -1,0 +1,64 @@
+"""Build an architecture and refuse what a plugin returns if it is not a usable model."""
+
+import numpy as np
+
+from daeflow.errors import ArchitectureError
+
+
+def _blame(provided) -> str:
+    plugin = provided.plugin
+    return f"architecture {provided.name!r} from plugin {plugin.name!r} ({plugin.distribution})"
+
+
+def build_checked(
+    provided, params: dict, channels: int, probe_size: tuple[int, int], policy: str = "float32"
+):
+    """Build with open height and width in the Keras dtype `policy` (the output float32),
+    then check that one forward pass keeps the input shape."""
+    from daeflow import precision
+    from daeflow.backend import load_keras
+
+    keras = load_keras()
+    with precision.policy(policy):
+        model = _built(provided, params, channels)
+        if isinstance(model, keras.Model):
+            model = precision.with_float32_output(model)
+    if not isinstance(model, keras.Model):
+        raise ArchitectureError(
+            f"The builder of {_blame(provided)} returned {type(model).__name__}, not a "
+            "keras.Model. Report it to the plugin's authors or choose another --arch."
+        )
+    probe = np.zeros((1, *probe_size, channels), dtype=np.float32)
+    try:
+        output_shape = tuple(model(probe, training=False).shape)
+    except Exception as exc:
+        raise ArchitectureError(
+            f"The model of {_blame(provided)} fails on a {probe.shape} input: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}. Choose another --arch."
+        ) from None
+    if output_shape != probe.shape:
+        raise ArchitectureError(
+            f"The model of {_blame(provided)} maps shape {probe.shape} to {output_shape}; a "
+            "denoiser must keep the input shape. Report it to the plugin's authors."
+        )
+    return model
+
+
+def _built(provided, params: dict, channels: int):
+    try:
+        return provided.spec.build((None, None, channels), dict(params))
+    except Exception as exc:
+        raise ArchitectureError(
+            f"The builder of {_blame(provided)} raised {type(exc).__name__}: {exc}. "
+            "Report it to the plugin's authors or choose another --arch."
+        ) from None
+
+
+def probe_size(image_shape, multiple: int, patch_size: int | None = None) -> tuple[int, int]:
+    """A small size the model must accept: the patch, or the image rounded up, at most 64."""
+    if patch_size:
+        return patch_size, patch_size
+    return tuple(
+        min(-(-s // multiple) * multiple, max(multiple, 64 // multiple * multiple))
+        for s in image_shape[:2]
+    )

@@ -1,0 +1,213 @@
+"""Small frozen records that plugins return: architectures, hyperparameters, noise models.
+
+Each checks itself where it is declared, so a mistake in a plugin surfaces as that
+plugin's failure, naming the field, instead of as a puzzling error during training.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PARAM_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+OUTPUT_RANGES = ("unit", "any")
+
+
+def _is_type(value: Any, type_name: str) -> bool:
+    if type_name == "bool":
+        return isinstance(value, bool)
+    if type_name == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_name == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, str)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One tunable hyperparameter: its type, default, allowed values and a line of help.
+
+    A default of None means "off" (e.g. no patch size); such a parameter also takes "none".
+    """
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            self._refuse("name must be a Python identifier", name=self.name)
+        if self.type not in PARAM_TYPES:
+            self._refuse(f"type must be one of {sorted(PARAM_TYPES)}", type=self.type)
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and (self.type not in ("int", "float") or not _is_number(value)):
+                self._refuse(
+                    f"{bound} must be a finite number on an int or float", **{bound: value}
+                )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            self._refuse("min must not exceed max", min=self.min, max=self.max)
+        if self.choices is not None:
+            if isinstance(self.choices, list):
+                object.__setattr__(self, "choices", tuple(self.choices))
+            if not isinstance(self.choices, tuple) or not self.choices:
+                self._refuse("choices must be a non-empty tuple", choices=self.choices)
+            bad = [c for c in self.choices if not _is_type(c, self.type)]
+            if bad:
+                self._refuse(f"every choice must be {self.type}", choices=self.choices)
+        if self.default is None:
+            return
+        if not _is_type(self.default, self.type) or (
+            self.type == "float" and not math.isfinite(self.default)
+        ):
+            self._refuse(f"default must be {self.type}", default=self.default)
+        if not self.allows(self.default):
+            self._refuse(f"default must be {self.describe_range()}", default=self.default)
+
+    def _refuse(self, what: str, **received) -> None:
+        shown = ", ".join(f"{k}={v!r}" for k, v in received.items())
+        raise ValueError(f"HyperParam {self.name!r}: {what}. Received: {shown}")
+
+    def allows(self, value: Any) -> bool:
+        """Whether a value of the right type lies within the bounds and choices."""
+        if value is None:
+            return self.default is None
+        if self.choices is not None:
+            return value in self.choices
+        return not (
+            (self.min is not None and value < self.min)
+            or (self.max is not None and value > self.max)
+        )
+
+    def describe_range(self) -> str:
+        """Say which values are allowed, for help and error messages."""
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        if self.type == "bool":
+            return "true or false"
+        if self.min is not None and self.max is not None:
+            return f"{self.min} to {self.max}"
+        if self.min is not None:
+            return f">= {self.min}"
+        if self.max is not None:
+            return f"<= {self.max}"
+        return f"any {self.type}"
+
+
+def _check_params(owner: str, params: Any) -> tuple:
+    if isinstance(params, list):
+        params = tuple(params)
+    if not isinstance(params, tuple) or not all(isinstance(p, HyperParam) for p in params):
+        raise ValueError(
+            f"{owner}: hyperparameters must be a tuple of daeflow.HyperParam. Received: {params!r}"
+        )
+    names = [p.name for p in params]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"{owner}: hyperparameter {duplicated[0]!r} is declared twice.")
+    return params
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{kind} name must be a Python identifier. Received: name={name!r}")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A denoising architecture: a name, a builder and what it declares about itself.
+
+    `build(input_shape, params)` gets `(height, width, channels)` (height and width
+    may be None) and a dict holding every declared hyperparameter, and returns an
+    uncompiled `keras.Model` whose output shape equals its input shape.
+    `size_multiple` is what input height and width must be a multiple of.
+    `output_range` is "unit" when outputs lie in [0, 1] (sigmoid) or "any".
+    """
+
+    name: str
+    description: str
+    build: Callable[..., Any]
+    hyperparams: tuple[HyperParam, ...] = ()
+    size_multiple: int = 1
+    output_range: str = "unit"
+    channels: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        _check_name("Architecture", self.name)
+        owner = f"Architecture {self.name!r}"
+        if not callable(self.build):
+            raise ValueError(f"{owner}: build must be callable. Received: build={self.build!r}")
+        object.__setattr__(self, "hyperparams", _check_params(owner, self.hyperparams))
+        multiple = self.size_multiple
+        if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+            raise ValueError(
+                f"{owner}: size_multiple must be an int >= 1. Received: size_multiple={multiple!r}"
+            )
+        if self.output_range not in OUTPUT_RANGES:
+            raise ValueError(
+                f"{owner}: output_range must be one of {', '.join(OUTPUT_RANGES)}. "
+                f"Received: output_range={self.output_range!r}"
+            )
+        if self.channels is not None:
+            channels = tuple(self.channels) if isinstance(self.channels, list) else self.channels
+            if not (
+                isinstance(channels, tuple)
+                and channels
+                and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels)
+            ):
+                raise ValueError(
+                    f"{owner}: channels must be None or a tuple of positive ints. "
+                    f"Received: channels={self.channels!r}"
+                )
+            object.__setattr__(self, "channels", channels)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The declared hyperparameters with their defaults."""
+        return {p.name: p.default for p in self.hyperparams}
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """A synthetic noise model applied to clean data on its own scale.
+
+    `apply(clean, rng, params, data_range)` gets a float32 array, a
+    `numpy.random.Generator`, a dict of the declared parameters and the data range,
+    and returns a noisy float32 array of the same shape.
+
+    `graph_apply(clean, seed, params, data_range)`, optional, does the same in TensorFlow
+    for training batches: `clean` a float32 tensor, `seed` a stateless RNG seed (an int64
+    tensor of shape [2]) for `tf.random.stateless_*`. Without it, training noise is drawn
+    with `apply`, outside the graph (slower).
+    """
+
+    name: str
+    description: str
+    apply: Callable[..., Any]
+    params: tuple[HyperParam, ...] = ()
+    graph_apply: Callable[..., Any] | None = None
+
+    def __post_init__(self):
+        _check_name("NoiseModel", self.name)
+        owner = f"NoiseModel {self.name!r}"
+        if not callable(self.apply):
+            raise ValueError(f"{owner}: apply must be callable. Received: apply={self.apply!r}")
+        if self.graph_apply is not None and not callable(self.graph_apply):
+            raise ValueError(
+                f"{owner}: graph_apply must be callable or None. "
+                f"Received: graph_apply={self.graph_apply!r}"
+            )
+        object.__setattr__(self, "params", _check_params(owner, self.params))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The declared parameters with their defaults."""
+        return {p.name: p.default for p in self.params}

@@ -1,0 +1,1 @@
+"""Quality: PSNR/SSIM per image, classical baseline denoisers, image grids for people."""

@@ -1,0 +1,64 @@
+"""SIGTERM as an exception, so that work in progress is closed or cleaned up, not abandoned."""
+
+import contextlib
+import signal
+import threading
+
+from daeflow.errors import Interrupted
+
+
+@contextlib.contextmanager
+def sigterm_raises(message: str = "Stopped by signal SIGTERM."):
+    """Within the block, SIGTERM raises Interrupted(message) in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(message)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StopSignals:
+    """While a piece of work runs, the first Ctrl-C raises KeyboardInterrupt and the first
+    SIGTERM raises Interrupted(message); from then on (or from `stopping()`), further ones
+    are only acknowledged, so that the work can finish closing what it must."""
+
+    def __init__(self, message: str = "Stopped by signal SIGTERM."):
+        self.message, self.previous, self.write = message, {}, None
+        self.acknowledgement = "Stopping; one moment."
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            signals = (signal.SIGINT, signal.SIGTERM)
+            self.previous = {s: signal.signal(s, self._first) for s in signals}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+
+    def _first(self, signum, frame):
+        self.stopping()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(self.message)
+
+    def _acknowledge(self, signum, frame):
+        if self.write is not None:
+            self.write(self.acknowledgement)
+
+    def stopping(self, acknowledgement: str | None = None, write=None) -> None:
+        """From now on, Ctrl-C and SIGTERM only print `acknowledgement` (with `write`)."""
+        if acknowledgement is not None:
+            self.acknowledgement = acknowledgement
+        if write is not None:
+            self.write = write
+        for number in self.previous:
+            signal.signal(number, self._acknowledge)

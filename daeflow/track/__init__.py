@@ -1,0 +1,1 @@
+"""Tracking: every MLflow call (store, run lifecycle, logging, model flavour, queries)."""

@@ -1,0 +1,106 @@
+"""The life of an MLflow run: started in an experiment, always ended with a final status."""
+
+import contextlib
+import logging
+
+import mlflow
+
+from daeflow.errors import Interrupted
+from daeflow.signals import StopSignals
+from daeflow.track.store import check_artifact_location, quiet, when_back
+
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
+@contextlib.contextmanager
+def tracked_run(
+    experiment: str,
+    run_name: str | None,
+    tags: dict,
+    nested: bool = False,
+    run_id: str | None = None,
+):
+    """An MLflow run that ends FINISHED, FAILED (on an error) or KILLED (Ctrl-C, SIGTERM).
+
+    With `run_id`, that run is opened again (RUNNING) and continued.
+    """
+    if run_id is not None:
+        found = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id)
+        check_artifact_location(found.artifact_location, found.name)
+    elif not nested:
+        with quiet("mlflow.tracking.fluent"):  # "Experiment ... does not exist. Creating..."
+            found = mlflow.set_experiment(experiment)
+        check_artifact_location(found.artifact_location, experiment)
+        mark_model_training(found)
+    if run_id is not None:
+        run = mlflow.start_run(run_id=run_id, tags=tags)
+    else:
+        run = mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
+    # The first SIGTERM or Ctrl-C stops the work; later ones cannot leave the run RUNNING.
+    with StopSignals("Stopped by signal SIGTERM; the run is marked KILLED.") as stops:
+        _stops.append(stops)
+        try:
+            # A failed background artifact upload surfaces as the exception: no ERROR line.
+            with quiet("mlflow.utils.async_logging", below=logging.CRITICAL):
+                yield run
+        except (KeyboardInterrupt, Interrupted):
+            stops.stopping()
+            with contextlib.suppress(Exception):
+                end_run(run.info.run_id, "KILLED")
+            raise
+        except BaseException:
+            stops.stopping()
+            with contextlib.suppress(Exception):  # a server that is down must not hide the error
+                end_run(run.info.run_id, "FAILED")
+            raise
+        else:
+            stops.stopping()
+            end_run(run.info.run_id, "FINISHED", END_WAIT)
+        finally:
+            _stops.pop()
+
+
+def end_run(run_id: str, status: str, patience: float = 0.0) -> None:
+    """End the active run with `status`, waiting up to `patience` s for a server that is away.
+
+    mlflow.end_run forgets the active run before it sends the status, so a retry of it
+    would send nothing: the status is sent again by the run's id.
+    """
+    try:
+        mlflow.end_run(status)
+        return
+    except Exception:
+        pass
+    when_back(lambda: mlflow.MlflowClient().set_terminated(run_id, status), patience)
+
+
+END_WAIT = 120.0  # seconds to wait for a server that is away when a run ends
+_stops: list[StopSignals] = []  # those of the runs open now, innermost last
+
+
+def mark_model_training(experiment) -> None:
+    """Tag the experiment as MLflow's "model training" kind, unless it already has a kind.
+
+    MLflow records the kind a user picks in its UI in this tag. MLflow 3.17's UI itself
+    opens an experiment by its GenAI / Model training switch (remembered per browser, or
+    the URL's workflowType), which is why daeflow's links carry workflowType too.
+    """
+    if KIND_TAG not in (experiment.tags or {}):
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG, MODEL_TRAINING)
+
+
+def active_run_id() -> str:
+    """The id of the run being logged to."""
+    return mlflow.active_run().info.run_id
+
+
+def begin_shutdown(write=print) -> None:
+    """The run is being stopped: further Ctrl-C and SIGTERM only say so, until it is KILLED."""
+    if _stops:
+        saying = "Stopping: saving what the run has; it is marked KILLED when done."
+        _stops[-1].stopping(saying, write)
+
+
+def set_tag_of(run_id: str, key: str, value: str) -> None:
+    """Tag a run that is not the active one (e.g. a failed sweep child)."""
+    mlflow.MlflowClient().set_tag(run_id, key, value)

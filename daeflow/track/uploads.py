@@ -1,0 +1,112 @@
+"""Checkpoints to the run's artifacts, in the background, so a slow server never stalls training.
+
+The newest checkpoint goes to `checkpoints/last`, the best to `checkpoints/best` (each
+replaces the previous one). An upload that fails is left for later: the local run folder
+keeps every checkpoint that matters until the run ends.
+"""
+
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import mlflow
+
+from daeflow.errors import TrackingError
+
+LAST, BEST = "checkpoints/last", "checkpoints/best"
+
+
+class CheckpointUploader:
+    """One worker thread that uploads checkpoints in order, then runs `after` (pruning).
+
+    An upload that fails is owed, not dropped: the newest and the best checkpoint not yet
+    uploaded are tried again with the next one and when closing, so a server that comes
+    back gets them; `owed` says what it never got.
+    """
+
+    def __init__(self, run_id: str, after=None):
+        self.run_id, self.after = run_id, after
+        self.pending: queue.Queue = queue.Queue()
+        self.owed: dict[str, Path] = {}  # LAST / BEST -> the folder not yet uploaded there
+        self.uploaded = 0
+        self.worker = threading.Thread(target=self._work, name="daeflow-uploads", daemon=True)
+        self.worker.start()
+
+    def submit(self, folder: Path, is_best: bool) -> None:
+        """Upload this checkpoint folder (as the best one too, if it is)."""
+        self.pending.put((Path(folder), is_best))
+
+    def _work(self) -> None:
+        client = mlflow.MlflowClient()
+        while True:
+            items = [self.pending.get()]
+            while not self.pending.empty():  # only the newest and the best matter
+                items.append(self.pending.get())
+            for item in items:
+                if item is not None:
+                    folder, is_best = item
+                    self.owed[LAST] = folder
+                    if is_best:
+                        self.owed[BEST] = folder
+            for where, folder in list(self.owed.items()):
+                if not folder.is_dir():  # pruned: a newer checkpoint replaced it
+                    del self.owed[where]
+                    continue
+                try:
+                    client.log_artifacts(self.run_id, str(folder), where)
+                except Exception:  # the local folder is the truth; try again later
+                    break
+                del self.owed[where]
+                self.uploaded += 1
+            if self.after is not None:
+                self.after()
+            if None in items:
+                return
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Wait (at most `timeout` seconds) for the uploads asked for, trying owed ones again."""
+        self.pending.put(None)
+        self.worker.join(timeout)
+
+
+def upload_checkpoint(run_id: str, folder: Path, is_best: bool, client=None) -> None:
+    """Upload one checkpoint folder as the run's last (and best, if it is) checkpoint."""
+    client = client or mlflow.MlflowClient()
+    client.log_artifacts(run_id, str(folder), LAST)
+    if is_best:
+        client.log_artifacts(run_id, str(folder), BEST)
+
+
+def download_checkpoints(run_id: str, folder: Path) -> None:
+    """The run's uploaded checkpoints (last and best) into a local checkpoint folder."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    folder.mkdir(parents=True, exist_ok=True)
+    found = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in (LAST, BEST):
+            try:
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        run_id=run_id, artifact_path=path, dst_path=tmp
+                    )
+                )
+            except (MlflowException, OSError):
+                continue
+            state = local / "state.json"
+            if not state.is_file():
+                continue
+            epoch = json.loads(state.read_text())["epoch"]
+            target = folder / f"epoch-{epoch:04d}"
+            if not target.exists():
+                shutil.copytree(local, target)
+            found += 1
+    if not found:
+        raise TrackingError(
+            f"Run {run_id} has no checkpoint, neither in {folder} nor in its artifacts; it "
+            "cannot be resumed."
+        )

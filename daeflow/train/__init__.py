@@ -1,0 +1,1 @@
+"""Training: the tf.data pipeline, the trainer and its callbacks; knows nothing of MLflow."""

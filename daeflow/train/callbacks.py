@@ -1,0 +1,194 @@
+"""Keras callbacks of the trainer: validation PSNR, NaN guard, best weights, early stopping,
+time budget, learning-rate schedule, history, progress.
+
+All they remember between epochs lives in one TrainingState, so that a checkpoint holds
+it and a resumed run continues exactly. Epochs are numbered from 1 wherever a user sees
+them (state.epoch is the number of epochs completed).
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+from daeflow.backend import load_keras
+from daeflow.errors import TrainingError
+from daeflow.infer.evaluation import evaluate
+
+keras = load_keras()
+
+
+@dataclass
+class TrainingState:
+    """What training has done so far, besides the model's and the optimizer's weights."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict] = field(default_factory=list)  # each completed epoch's logs
+    best_val_psnr: float = -math.inf
+    best_epoch: int = 0
+    epochs_without_gain: int = 0
+    elapsed: float = 0.0  # seconds of training before the current stretch (time budget)
+    epoch_seconds: list[float] = field(default_factory=list)  # training part of each epoch
+    stop_reason: str = "epochs"
+    best_weights: list | None = field(default=None, repr=False)  # not part of as_dict
+
+    def as_dict(self) -> dict:
+        """JSON-ready, without the weights."""
+        values = asdict(self)
+        values.pop("best_weights")
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingState":
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds each epoch spends training, before any end-of-epoch work such as validation."""
+
+    def __init__(self, state: TrainingState):
+        super().__init__()
+        self.state, self.start = state, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.epoch_seconds.append(time.perf_counter() - self.start)
+
+
+def steady_seconds(epoch_seconds: list[float]) -> float:
+    """Median epoch time, leaving out the first epoch (tracing) when there are others."""
+    times = epoch_seconds[1:] or epoch_seconds
+    return max(float(sorted(times)[len(times) // 2]), 1e-9) if times else 1e-9
+
+
+class Validator(keras.callbacks.Callback):
+    """Adds val_loss, val_psnr and val_ssim (per-image means) to each epoch's logs."""
+
+    def __init__(self, source, indices, batch_size, multiple=1):
+        super().__init__()
+        self.source, self.indices, self.batch_size = source, indices, batch_size
+        self.multiple = multiple
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = evaluate(self.model, self.source, self.indices, self.batch_size, self.multiple)
+        means = scores.means("val_")
+        logs.update(
+            val_loss=means["val_mse"], val_psnr=means["val_psnr"], val_ssim=means["val_ssim"]
+        )
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Ends training with an error when the loss or validation becomes NaN or infinite."""
+
+    def __init__(self, learning_rate):
+        super().__init__()
+        self.learning_rate = learning_rate
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = [k for k in ("loss", "val_loss") if k in logs and not math.isfinite(logs[k])]
+        if bad:
+            raise TrainingError(
+                f"Training diverged: {bad[0]} became {logs[bad[0]]} in epoch {epoch + 1}. "
+                f"Lower --learning-rate (was {self.learning_rate:g}) or check the data."
+            )
+
+
+class Schedule(keras.callbacks.Callback):
+    """Sets the learning rate each batch from the progress through epochs or the time budget."""
+
+    def __init__(self, kind, base_rate, epochs, steps_per_epoch, budget=None):
+        super().__init__()
+        self.kind, self.base_rate, self.budget = kind, base_rate, budget
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps, self.epoch = max(1, epochs * steps_per_epoch), 0
+
+    def rate(self, progress: float) -> float:
+        progress = min(1.0, progress)
+        if self.kind == "cosine":
+            return self.base_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+        if self.kind == "step":
+            return self.base_rate * 0.1 ** min(2, int(progress * 3))
+        return self.base_rate
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = (self.epoch * self.steps_per_epoch + batch) / self.total_steps
+        if self.budget is not None:
+            progress = max(progress, self.budget.fraction_used())
+        self.model.optimizer.learning_rate.assign(self.rate(progress))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
+
+
+class Bookkeeper(keras.callbacks.Callback):
+    """Records each finished epoch in the state: logs, best weights, early stopping, time."""
+
+    def __init__(self, state: TrainingState, patience: int | None = None):
+        super().__init__()
+        self.state, self.patience = state, patience
+        self.before, self.start = state.elapsed, None
+
+    def on_train_begin(self, logs=None):
+        self.before, self.start = self.state.elapsed, time.perf_counter()
+
+    def used(self) -> float:
+        """Seconds of training so far, the earlier stretches of a resumed run included."""
+        return self.before + (time.perf_counter() - self.start if self.start else 0.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.state
+        state.epoch = epoch + 1
+        state.history.append({k: float(v) for k, v in logs.items()})
+        if logs["val_psnr"] > state.best_val_psnr:
+            state.best_val_psnr, state.best_epoch = float(logs["val_psnr"]), epoch + 1
+            state.best_weights = self.model.get_weights()
+            state.epochs_without_gain = 0
+        else:
+            state.epochs_without_gain += 1
+        state.elapsed = self.used()
+        if self.patience and state.epochs_without_gain >= self.patience:
+            self.model.stop_training = True
+            state.stop_reason = "early_stopping"
+
+    def on_train_end(self, logs=None):
+        if self.state.best_weights is not None:
+            self.model.set_weights(self.state.best_weights)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the epoch in which the wall-clock budget runs out."""
+
+    def __init__(self, seconds, bookkeeper: Bookkeeper):
+        super().__init__()
+        self.seconds, self.bookkeeper = seconds, bookkeeper
+
+    def fraction_used(self) -> float:
+        return self.bookkeeper.used() / self.seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.fraction_used() >= 1:
+            self.model.stop_training = True
+            self.bookkeeper.state.stop_reason = "time_budget"
+
+
+class EpochPrinter(keras.callbacks.Callback):
+    """Prints one line per epoch: losses, validation PSNR/SSIM and time."""
+
+    def __init__(self, epochs, write=print):
+        super().__init__()
+        self.epochs, self.write, self.start = epochs, write, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        self.write(
+            f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.5f}  "
+            f"val_loss {logs['val_loss']:.5f}  val_psnr {logs['val_psnr']:.2f} dB  "
+            f"val_ssim {logs['val_ssim']:.4f}  {seconds:.1f}s"
+        )

@@ -1,0 +1,155 @@
+"""Fit a model on a PairSource and return the result; knows nothing about MLflow."""
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daeflow.config import TrainOptions
+from daeflow.train.pipeline import numpy_noise_note, steps_per_epoch, training_dataset
+
+
+@dataclass
+class TrainResult:
+    """What training produced: the model holding its best weights, and how it went."""
+
+    model: object
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0  # counted from 1, as printed; 0 if no epoch ran
+    best_val_psnr: float = math.nan
+    stop_reason: str = "epochs"
+    train_seconds: float = 0.0  # training and validation, all stretches of a resumed run
+    images_per_second: float = 0.0  # steady training throughput, validation excluded
+
+
+def compile_model(model, options: TrainOptions, optimizer=None) -> None:
+    """Adam on mean squared error, XLA as the options say (a resumed run keeps its optimizer)."""
+    import keras
+
+    jit = "auto" if options.jit_compile is None else options.jit_compile
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(learning_rate=options.learning_rate),
+        loss="mse",
+        jit_compile=jit,
+    )
+
+
+@dataclass
+class Checkpointing:
+    """Where and how often checkpoints are written, and what to do with each new one."""
+
+    folder: Path
+    every_epochs: int = 1
+    every_seconds: float | None = None
+    keep: int = 0
+    on_written: object = None
+
+
+def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing):
+    from daeflow.train import callbacks as cb
+
+    bookkeeper = cb.Bookkeeper(state, options.early_stopping)
+    budget = cb.TimeBudget(options.time_budget, bookkeeper) if options.time_budget else None
+    chain = [
+        cb.EpochTimer(state),  # first, so it stops the clock before validation starts
+        cb.Validator(val.source, val.indices, options.batch_size, multiple),
+        cb.StopOnNaN(options.learning_rate),
+    ]
+    if options.lr_schedule != "constant" or budget:
+        chain.append(
+            cb.Schedule(options.lr_schedule, options.learning_rate, options.epochs, steps, budget)
+        )
+    # The caller's callbacks see each epoch's complete logs and the weights of that epoch,
+    # before the bookkeeper puts the best ones back at the end.
+    chain += [*extra, bookkeeper]
+    if budget:
+        chain.append(budget)
+    if checkpointing is not None:
+        from daeflow.train.checkpoints import Checkpointer
+
+        chain.append(
+            Checkpointer(
+                checkpointing.folder,
+                state,
+                checkpointing.every_epochs,
+                checkpointing.every_seconds,
+                checkpointing.keep,
+                checkpointing.on_written,
+            )
+        )
+    if write:
+        chain.append(cb.EpochPrinter(options.epochs, write))
+    return chain
+
+
+def fit(
+    model,
+    train,
+    val,
+    options: TrainOptions,
+    extra_callbacks=(),
+    write=print,
+    multiple: int = 1,
+    state=None,
+    checkpointing: Checkpointing | None = None,
+    placement=None,
+) -> TrainResult:
+    """Train on the `train` subset, validate on `val` each epoch, keep the best weights.
+
+    `multiple` is the size multiple of the architecture (for validating large images tile
+    by tile); `extra_callbacks` see each epoch's logs after validation, e.g. to track them.
+    `state` (a TrainingState) is what an earlier stretch of the run did: training goes on
+    from its epoch with `model` already compiled; the caller keeps it, so that it still
+    holds the best weights if training is stopped by a signal. `placement` (devices.Placement)
+    is where the model was built: it is compiled there too.
+    """
+    import keras
+
+    from daeflow.train.callbacks import TrainingState, steady_seconds
+
+    if state is None:
+        state = TrainingState()
+    if state.epoch == 0:
+        keras.utils.set_random_seed(options.seed)
+    scope = placement.scope() if placement is not None else contextlib.nullcontext()
+    with scope:
+        compile_model(model, options, model.optimizer if state.epoch else None)
+    repeats = options.patches_per_image if options.patch_size else 1
+    steps = steps_per_epoch(len(train), options.batch_size, repeats)
+    dataset = training_dataset(
+        train.source,
+        train.indices,
+        options.batch_size,
+        options.seed,
+        options.patch_size,
+        options.augment,
+        repeats,
+        state.epoch,
+        options.epochs,
+    )
+    note = numpy_noise_note(train.source)
+    if note and write:
+        write(note)
+    chain = _callbacks(val, options, steps, multiple, write, extra_callbacks, state, checkpointing)
+    state.stop_reason = "epochs"
+    if state.epoch >= options.epochs and state.best_weights is not None:
+        model.set_weights(state.best_weights)  # nothing left to train: the best weights
+    if state.epoch < options.epochs:
+        model.fit(
+            dataset,
+            epochs=options.epochs,
+            initial_epoch=state.epoch,
+            steps_per_epoch=steps,
+            verbose=0,
+            shuffle=False,  # the pipeline orders each epoch itself
+            callbacks=chain,
+        )
+    return TrainResult(
+        model=model,
+        history=list(state.history),
+        best_epoch=state.best_epoch,
+        best_val_psnr=state.best_val_psnr,
+        stop_reason=state.stop_reason,
+        train_seconds=state.elapsed,
+        images_per_second=len(train) * repeats / steady_seconds(state.epoch_seconds),
+    )

@@ -1,0 +1,1 @@
+"""Workflows: the commands' work, where plugin, data, train, track and infer meet."""

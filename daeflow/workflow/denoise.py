@@ -1,0 +1,156 @@
+"""`daeflow denoise`: a model on an array of any size, written next to nothing half-done."""
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from daeflow.data.arrays import load_array
+from daeflow.data.checks import check_values, resolve_data_range
+from daeflow.data.shapes import as_batch
+from daeflow.errors import DataError, UsageError
+from daeflow.signals import sigterm_raises
+
+
+@dataclass
+class DenoiseOutcome:
+    """What `daeflow denoise` did."""
+
+    shape: tuple
+    dtype: str
+    data_range: float
+    seconds: float
+    output: Path
+
+    @property
+    def megapixels_per_second(self) -> float:
+        channels = self.shape[-1] if len(self.shape) >= 3 else 1
+        return int(np.prod(self.shape)) / channels / 1e6 / max(self.seconds, 1e-9)
+
+
+def needs_store(model_uri: str) -> bool:
+    """Whether a model URI is fetched through MLflow rather than read from a local path."""
+    if Path(model_uri).exists():
+        return False
+    return model_uri.startswith(("runs:/", "models:/")) or "://" in model_uri
+
+
+def open_denoiser(
+    model_uri: str,
+    tracking_uri: str | None,
+    ensemble: bool = False,
+    precision: str = "float32",
+    write=print,
+):
+    """Load a model (through the tracking store for runs:/ and models:/ URIs), computing in
+    `precision` (auto: the fastest this machine has)."""
+    import dataclasses
+
+    from daeflow import precision as precisions
+    from daeflow.infer.ensemble import ensembled
+    from daeflow.infer.loading import load_denoiser
+
+    chosen = precisions.choose(precision)  # a wrong name is refused before any loading
+    if needs_store(model_uri):
+        from daeflow.track import store
+
+        store.use_tracking_uri(tracking_uri)
+    denoiser = load_denoiser(model_uri)
+    if chosen.mixed:
+        write(f"Precision: {chosen.policy} ({chosen.reason}).")
+        model = precisions.in_policy(denoiser.model, chosen.policy)
+        denoiser = dataclasses.replace(denoiser, model=model)
+    return ensembled(denoiser) if ensemble else denoiser
+
+
+def check_output(output: Path) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    output = Path(output)
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a file name such as out.npy.")
+    if not folder.is_dir():
+        raise UsageError(
+            f"The folder of --output {output} does not exist. Create it or choose another path."
+        )
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"Cannot write to the folder of --output {output}: permission denied.")
+
+
+def check_channels(shape: tuple, channels: int) -> None:
+    """Refuse input whose channel count differs from the model's, saying how it was read."""
+    got = shape[-1] if len(shape) >= 3 else 1
+    if got == channels:
+        return
+    layout = {2: "(H, W)", 3: "(H, W, C)", 4: "(N, H, W, C)"}[len(shape)]
+    hint = f" Pass (H, W, {channels}) or (N, H, W, {channels}) arrays."
+    if len(shape) == 3 and channels == 1:
+        hint = f" For {shape[0]} single-channel images, save them as {(*shape, 1)}."
+    raise DataError(
+        f"The model takes {channels}-channel images, but the input of shape {shape} is read "
+        f"as {layout} with {got} channel{'s' if got != 1 else ''}.{hint}"
+    )
+
+
+def denoise_file(
+    input_path,
+    output,
+    model_uri: str,
+    data_range: float | None = None,
+    tile: int = 512,
+    margin: int = 32,
+    self_ensemble: bool = False,
+    tracking_uri: str | None = None,
+    write=print,
+    precision: str = "float32",
+) -> DenoiseOutcome:
+    """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range."""
+    from daeflow.infer.tiling import denoise_array
+
+    output = Path(output)
+    check_output(output)
+    loaded = load_array(input_path, "input")
+    array = loaded.array
+    if array.dtype.kind not in "uif" or array.ndim not in (2, 3, 4) or array.size == 0:
+        raise DataError(
+            f"Input must be a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array; got "
+            f"shape {array.shape}, dtype {array.dtype}."
+        )
+    denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write)
+    check_channels(array.shape, denoiser.channels)
+    images = loaded.with_array(as_batch(array))
+    scale, note = resolve_data_range(images, data_range, denoiser.data_range, denoiser.data_dtype)
+    check_values(images, scale, slack=1.0)
+    write(f"Using {note}.")
+    start = time.perf_counter()
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
+    try:
+        with sigterm_raises(f"Stopped by signal SIGTERM; {output} was not written."):
+            result = _reserved_npy(temporary, array.shape, array.dtype)
+            denoise_array(denoiser, array, scale, tile, margin, out=result)
+            result.flush()
+            del result
+            os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return DenoiseOutcome(array.shape, str(array.dtype), scale, time.perf_counter() - start, output)
+
+
+def _reserved_npy(path: Path, shape: tuple, dtype) -> np.memmap:
+    """A new .npy file mapped for writing, its disk space reserved up front.
+
+    Writing into a mapping on a full disk would kill the process (SIGBUS); reserving the
+    space first turns that into an OSError before any work.
+    """
+    result = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: the file system cannot reserve
+            raise
+    finally:
+        os.close(fd)
+    return result

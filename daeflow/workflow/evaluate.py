@@ -1,0 +1,66 @@
+"""`daeflow evaluate`: score a trained model on new data, optionally as an MLflow run."""
+
+import numpy as np
+
+from daeflow.data.arrays import load_array
+from daeflow.data.checks import validated_pair
+from daeflow.data.pairs import PairSource
+from daeflow.infer.evaluation import evaluate
+from daeflow.quality.scores import summary
+
+BATCH = 8
+
+
+def evaluate_model(
+    denoiser, clean_path, noisy_path, data_range, log=False, experiment="daeflow", write=print
+):
+    """Scores named like a training run's test metrics; with `log`, also an MLflow run."""
+    clean, noisy, data_range, note = validated_pair(
+        load_array(clean_path, "clean"),
+        load_array(noisy_path, "noisy"),
+        data_range,
+        denoiser.data_range,
+        denoiser.data_dtype,
+    )
+    write(f"Using {note}.")
+    if clean.shape[-1] != denoiser.channels:
+        from daeflow.errors import DataError
+
+        raise DataError(
+            f"The model takes {denoiser.channels}-channel images; the data have "
+            f"{clean.shape[-1]} (shape {clean.shape}). Pass data with the model's channels."
+        )
+    source = PairSource(clean, noisy, data_range)
+    indices = np.arange(len(clean))
+    test, noisy_scores = evaluate(
+        denoiser.model, source, indices, BATCH, denoiser.size_multiple, with_noisy=True
+    )
+    metrics = {**summary(test, noisy_scores), "n_images": len(clean)}
+    outcome = {"metrics": metrics, "data_range": data_range}
+    if log:
+        from daeflow.track import logs, names, runs
+
+        tags = {
+            "daeflow.command": "evaluate",
+            "model_uri": denoiser.uri,
+            "arch": denoiser.arch or "unknown",
+        }
+        from daeflow.data.digest import sha256_digest
+
+        tags["data.evaluation.sha256"] = sha256_digest(clean, noisy)
+        with runs.tracked_run(experiment, None, tags) as run:
+            logs.log_params(
+                {
+                    "model_uri": denoiser.uri,
+                    "arch": denoiser.arch or "unknown",
+                    "data.clean_path": clean_path,
+                    "data.noisy_path": noisy_path,
+                    "data.range": data_range,
+                    "data.shape": str(clean.shape),
+                    "data.dtype": str(clean.dtype),
+                    "self_ensemble": denoiser.self_ensemble,
+                }
+            )
+            logs.log_metrics(names.tracked(metrics))
+        outcome["run_id"] = run.info.run_id
+    return outcome

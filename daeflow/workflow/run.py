@@ -1,0 +1,483 @@
+"""`daeflow run`: the one place where plugin, data, train, infer and track meet for a run."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from daeflow import __version__
+from daeflow.config import RunConfig
+from daeflow.data.digest import sha256_digest
+from daeflow.data.prepare import PreparedData, prepare_data
+from daeflow.plugin import building, hyperparams
+from daeflow.plugin.registry import get_architecture
+
+PROBE_PICTURES = 10
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run reports."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    model_uri: str
+    metrics: dict = field(default_factory=dict)
+    stop_reason: str = "epochs"
+    best_epoch: int = 0
+    notes: list = field(default_factory=list)  # lines the CLI prints after the numbers
+    baselines: list = field(default_factory=list)  # classical baselines of the same data
+
+
+@dataclass
+class PreparedRun:
+    """Everything validated and built before an MLflow run starts."""
+
+    config: RunConfig
+    provided: object
+    data: PreparedData
+    model: object
+    precision: object  # train.precision.Precision
+    placement: object  # train.devices.Placement
+
+    def where_params(self) -> dict:
+        """The precision chosen, why, and the devices: MLflow params of the run."""
+        batch = self.config.train.batch_size
+        return {
+            "precision.policy": self.precision.policy,
+            "precision.reason": self.precision.reason,
+            "devices.count": self.placement.count,
+            "devices.names": ",".join(self.placement.names),
+            "devices.batch_per_device": self.placement.batch_per_device(batch),
+        }
+
+
+def resolve_arch(name: str, given: dict):
+    """The provided architecture and its validated hyperparameters."""
+    provided = get_architecture(name)
+    params = hyperparams.resolve(provided.spec.hyperparams, given, f"Architecture {name!r}")
+    return provided, params
+
+
+def prepare(config: RunConfig, write=print, provided=None) -> PreparedRun:
+    """Validate the architecture, its parameters and the data; build the model. Logs nothing."""
+    if provided is None:
+        provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
+    params, arch = config.arch_params, provided.spec
+    data = prepare_data(config.data, arch, config.train.seed, config.train.patch_size)
+    write(f"Using {data.range_note}.")
+    probe = building.probe_size(
+        data.source.image_shape, arch.size_multiple, config.train.patch_size
+    )
+    from daeflow import precision
+    from daeflow.backend import load_keras
+    from daeflow.train import devices
+
+    keras = load_keras()
+    placement = devices.place(config.train.devices, config.train.batch_size)
+    chosen = precision.choose(config.train.precision)
+    write(f"Precision: {chosen.policy} ({chosen.reason}).")
+    if placement.count > 1:
+        write(
+            f"Devices: {', '.join(placement.names)} (MirroredStrategy), "
+            f"{placement.batch_per_device(config.train.batch_size)} images each per batch."
+        )
+    keras.utils.set_random_seed(config.train.seed)  # the initial weights follow the seed
+    with placement.scope():
+        model = building.build_checked(
+            provided, params, data.source.image_shape[-1], probe, chosen.policy
+        )
+    from daeflow.track.flavor import custom_object_modules, not_plugin_modules
+
+    for module in not_plugin_modules(custom_object_modules(model)):
+        write(
+            f"Warning: this model's layers come from {module!r}, which is not a module of an "
+            "installed daeflow plugin, so daeflow will refuse to load the logged model. "
+            "Package the layers as a plugin (docs/plugins.md)."
+        )
+    return PreparedRun(config, provided, data, model, chosen, placement)
+
+
+def _versions(provided) -> dict:
+    import importlib.metadata as md
+
+    return {
+        "version.daeflow": __version__,
+        "version.tensorflow": md.version("tensorflow"),
+        "version.keras": md.version("keras"),
+        "version.mlflow": md.version("mlflow"),
+        "plugin.name": provided.plugin.name,
+        "plugin.distribution": provided.plugin.distribution,
+        "plugin.version": provided.plugin.version,
+    }
+
+
+def log_inputs(data: PreparedData) -> str:
+    """Dataset inputs with content digests, the split indices and the noise profile.
+
+    Returns the digest of the training data (the whole array the split was cut from).
+    """
+    from daeflow.track import logs
+
+    digests = {}
+    for role, clean, noisy, source in data.pairs:
+        digest = digests[role] = sha256_digest(clean, *([noisy] if noisy is not None else []))
+        logs.set_tags({f"data.{role}.sha256": digest})
+        context = "training" if role == "train" else role
+        name = f"{role}:{Path(str(source)).name}"
+        logs.log_dataset(clean, noisy, digest, name, str(source), context)
+    if data.split is not None:
+        logs.log_json(data.split.as_dict(), "split_indices.json")
+    # One number each, describing the data: params, not metrics that crowd every chart list.
+    logs.log_params({f"data.{k}": round(v, 6) for k, v in data.noise_profile.items()})
+    return digests["train"]
+
+
+def trainable_params(model) -> float:
+    """How many weights training can change."""
+    return float(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+
+
+@dataclass
+class Trained:
+    """What one training run inside an MLflow run produced."""
+
+    result: object
+    metrics: dict
+    model_uri: str
+    notes: list
+    baselines: list
+    home: object = None  # the local run folder, to remove once the run has ended
+
+
+def model_metadata(prepared: PreparedRun) -> dict:
+    """What a logged model carries about its data and architecture."""
+    arch, data = prepared.provided.spec, prepared.data
+    return {
+        "data_range": data.data_range,
+        "data_dtype": data.params["data.dtype"],
+        "arch": arch.name,
+        "size_multiple": arch.size_multiple,
+        "output_range": arch.output_range,
+    }
+
+
+def log_start(prepared: PreparedRun) -> str:
+    """Params, inputs and where the run is trained; returns the training data's digest."""
+    import os
+    import socket
+
+    from daeflow.track import logs
+    from daeflow.workflow import report_pages
+
+    config, data = prepared.config, prepared.data
+    logs.log_params(
+        {
+            **config.params(),
+            **data.params,
+            **prepared.where_params(),
+            **_versions(prepared.provided),
+        }
+    )
+    logs.set_tags(
+        {
+            "daeflow.command_line": report_pages.command_line(),
+            "daeflow.host": socket.gethostname(),
+            "daeflow.pid": str(os.getpid()),
+            "daeflow.epochs": str(config.train.epochs),
+        }
+    )
+    return log_inputs(data)
+
+
+def train_in_active_run(
+    prepared: PreparedRun, write=print, checkpoint=None, digest: str | None = None
+) -> Trained:
+    """Log params and inputs, train with checkpoints, test once, log the model and report.
+
+    With `checkpoint` (a resumed run), training goes on from it and nothing logged at the
+    start is logged again. Per-epoch values go through the run's journal, so the tracking
+    server may come and go while training runs. SIGTERM or Ctrl-C stop training, log the
+    best model so far and raise Interrupted with the command that resumes the run.
+    """
+    from daeflow.config import run_folder
+    from daeflow.errors import Interrupted
+    from daeflow.track import callbacks, journal, queries, runs, uploads
+    from daeflow.track.names import epoch_metric
+    from daeflow.train import checkpoints, trainer
+    from daeflow.train.callbacks import TrainingState
+    from daeflow.workflow.reports import probe_renderer
+
+    config, data, arch = prepared.config, prepared.data, prepared.provided.spec
+    multiple = arch.size_multiple
+    run_id = runs.active_run_id()
+    if checkpoint is None:
+        digest = log_start(prepared)
+        model, state = prepared.model, TrainingState()
+    else:
+        model, state = checkpoint.model, checkpoint.state
+    write(
+        f"Training {arch.name} on {len(data.train)} images "
+        f"(validation {len(data.val)}, test {len(data.test)})"
+        + (f", from epoch {state.epoch + 1}." if state.epoch else ".")
+    )
+    home = run_folder(run_id)
+    remember_store(home)
+    log = journal.Journal(run_id, home / "journal")
+    logged = 0  # epochs logged already: a resumed run may train again the ones after its checkpoint
+    if checkpoint is not None:
+        logged = max(log.last_step(), queries.last_step(run_id, epoch_metric("loss")))
+    render_probes = probe_renderer(data.val, multiple)
+    every = -(-config.train.epochs // PROBE_PICTURES)  # about PROBE_PICTURES probe grids
+    tracked = [
+        callbacks.EpochLogger(log, logged),
+        callbacks.ImageLogger(render_probes, log, key="probe", every=every, logged=logged),
+    ]
+    folder = home / "checkpoints"
+    keep = config.train.keep_checkpoints
+    uploader = uploads.CheckpointUploader(run_id, after=lambda: checkpoints.prune(folder, keep))
+    every_epochs, every_seconds = config.train.checkpoint_schedule()
+    checkpointing = trainer.Checkpointing(
+        folder, every_epochs, every_seconds, keep, uploader.submit
+    )
+    try:
+        result = trainer.fit(
+            model, data.train, data.val, config.train, tracked, write, multiple, state,
+            checkpointing, prepared.placement,
+        )  # fmt: skip
+    except (KeyboardInterrupt, Interrupted) as stop:
+        runs.begin_shutdown(write)  # until tracked_run has marked the run KILLED
+        raise stopped(stop, prepared, model, state, uploader, log, write) from None
+    trained = conclude(prepared, result, digest, render_probes, home)
+    wait = flush_wait()
+    if log.pending():
+        write(
+            f"Waiting up to {wait:.0f} s for the tracking server to take the last "
+            f"{log.pending()} per-epoch records."
+        )
+    left = log.close(wait)
+    if left:
+        what = f"{left} per-epoch records could not be sent; {log.last_error}"
+        raise kept_for_sync(run_id, home, what)
+    trained.model_uri = publish_kept(home, result.model, prepared, wait)
+    uploader.close(wait)
+    if uploader.owed or uploader.worker.is_alive():  # they wait for `daeflow sync`
+        trained.notes.append(
+            f"The tracking server did not take the last checkpoints; they are kept in {home}. "
+            f"Upload them with: daeflow sync {run_id[:8]}"
+        )
+    else:
+        trained.home = home  # removed once the run has ended
+    return trained
+
+
+def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=print):
+    """After SIGTERM or Ctrl-C: wait a bounded time for uploads, log the best model so far;
+    the Interrupted error that says so, with the command that resumes the run."""
+    from daeflow.errors import Interrupted
+    from daeflow.track import runs
+
+    run_id = runs.active_run_id()
+    signal_name = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
+    write(f"{signal_name}: training stopped in epoch {state.epoch + 1}; saving what the run has.")
+    uploader.close(SHUTDOWN_WAIT)
+    log.close(SHUTDOWN_WAIT)
+    saved = ""
+    if state.best_weights is not None:
+        model.set_weights(state.best_weights)
+        try:
+            flavor_log_model(model, prepared)
+            runs.set_tag_of(run_id, "stop_reason", "interrupted")
+            saved = f", its best model (epoch {state.best_epoch}) logged"
+        except Exception:  # the server is away: the best weights are in the checkpoints
+            saved = f"; the best model (epoch {state.best_epoch}) is kept in its checkpoints"
+    return Interrupted(
+        f"Stopped by {signal_name} after epoch {state.epoch}; run {run_id} is marked "
+        f"KILLED{saved}. Resume it with: daeflow run --resume {run_id[:8]}"
+    )
+
+
+STORE_FILE = "store.json"
+
+
+def remember_store(home) -> None:
+    """Record in the run's folder which tracking store the run belongs to (for `daeflow sync`)."""
+    import json
+
+    from daeflow.track.store import tracking_uri
+
+    home.mkdir(parents=True, exist_ok=True)
+    (home / STORE_FILE).write_text(json.dumps({"tracking_uri": tracking_uri()}))
+
+
+SHUTDOWN_WAIT = 30.0  # seconds a stopped run waits for its uploads
+
+
+def flush_wait() -> float:
+    """Seconds a finished run waits for the tracking server to take the rest (default 120)."""
+    import os
+
+    return float(os.environ.get("DAEFLOW_FLUSH_WAIT", "120"))
+
+
+def kept_for_sync(run_id: str, home, what: str):
+    """The error that says what stayed on this machine and how to upload it."""
+    from daeflow.errors import TrackingError
+
+    return TrackingError(
+        f"The tracking server did not take everything ({what}); the run's results are kept "
+        f"in {home}. When the server is back, upload them with: daeflow sync {run_id[:8]}"
+    )
+
+
+def forget_local(trained: Trained) -> None:
+    """Remove the run's local folder: the tracking store holds everything now."""
+    import shutil
+
+    if trained.home is not None:
+        shutil.rmtree(trained.home, ignore_errors=True)
+
+
+def flavor_log_model(model, prepared: PreparedRun):
+    """Log the model in daeflow's flavour; returns MLflow's ModelInfo."""
+    from daeflow.track import flavor
+
+    return flavor.log_model(model, model_metadata(prepared), prepared.provided.plugin.distribution)
+
+
+def conclude(prepared: PreparedRun, result, digest: str, render_probes, home) -> Trained:
+    """Test once; keep the results and the model in the run's folder (logged by publish)."""
+    import json
+
+    from daeflow.infer.evaluation import evaluate
+    from daeflow.quality.scores import summary
+    from daeflow.track import flavor, names, queries
+    from daeflow.workflow import report_pages
+    from daeflow.workflow.reports import cost_metrics, write_test_report
+
+    config, data, arch = prepared.config, prepared.data, prepared.provided.spec
+    multiple = arch.size_multiple
+    test, noisy = evaluate(
+        result.model, data.test.source, data.test.indices, config.train.batch_size, multiple,
+        with_noisy=True,
+    )  # fmt: skip
+    results = home / "results"
+    percentiles, worst = write_test_report(results, result.model, data.test, test, noisy, multiple)
+    metrics = {**summary(test, noisy), **percentiles}
+    metrics.update(
+        best_epoch=result.best_epoch,
+        best_val_psnr=result.best_val_psnr,
+        train_seconds=result.train_seconds,
+        train_images_per_second=result.images_per_second,
+        **cost_metrics(
+            result.model, data.source.image_shape[-1], multiple, trainable_params(result.model)
+        ),
+    )
+    baselines = queries.baselines_for(
+        digest, config.train.seed, config.data.val_fraction, config.data.test_fraction
+    )
+    plugin = prepared.provided.plugin
+    facts = [
+        ("architecture", f"{arch.name} ({plugin.distribution} {plugin.version})"),
+        ("hyperparameters", " ".join(f"{k}={v}" for k, v in config.arch_params.items())),
+        ("data", f"{data.pairs[0][3]}, {data.params['data.shape']} {data.params['data.dtype']}"),
+        ("data range", f"{data.data_range:g}"),
+        ("data digest (SHA-256)", digest),
+        ("split", f"train {len(data.train)}, validation {len(data.val)}, test {len(data.test)}"),
+        ("stopped by", result.stop_reason),
+    ]
+    page = report_pages.run_page(
+        f"daeflow run: {arch.name}", facts, metrics, baselines, result.history,
+        render_probes(result.model), worst, arch.name,
+    )  # fmt: skip
+    (results / "report.html").write_text(page)
+    final = {"metrics": names.tracked(metrics), "tags": {"stop_reason": result.stop_reason}}
+    (home / "final.json").write_text(json.dumps(final))
+    flavor.save_local(result.model, home / "model", model_metadata(prepared), plugin.distribution)
+    notes = report_pages.notes(metrics, baselines, arch.name)
+    return Trained(result, metrics, "", notes, baselines)
+
+
+def publish_kept(home, model, prepared: PreparedRun, patience: float) -> str:
+    """Log the results and model kept in the run's folder; the model's URI.
+
+    A server that is away or restarting is waited for, `patience` seconds at most. If
+    logging fails (the server stays away, its disk is full), they stay in the folder and
+    `daeflow sync` uploads them later: nothing trained is lost.
+    """
+    from daeflow.track import runs
+
+    try:
+        return publish(home, model, prepared, patience)
+    except Exception as exc:
+        if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
+            raise
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        raise kept_for_sync(runs.active_run_id(), home, reason) from None
+
+
+def publish(home, model, prepared: PreparedRun | None = None, patience: float = 0.0) -> str:
+    """Upload the results kept in a run's folder and log its model; the model's URI.
+
+    Used at the end of a run and by `daeflow sync` (which passes no `prepared`: the model's
+    metadata is then read back from the folder's saved model). Each step waits up to
+    `patience` seconds for a server that is away or restarting.
+    """
+    import json
+
+    from daeflow.track import flavor, logs
+    from daeflow.track.store import when_back
+    from daeflow.workflow.reports import TABLE
+
+    final = json.loads((home / "final.json").read_text())
+    results = home / "results"
+    when_back(
+        lambda: logs.log_results(results, final["metrics"], final["tags"], tables=(TABLE,)),
+        patience,
+    )
+    if prepared is not None:
+        metadata, distribution = model_metadata(prepared), prepared.provided.plugin.distribution
+    else:
+        saved = flavor.read_model_folder(home / "model")
+        metadata = {
+            k: v
+            for k, v in saved.metadata.items()
+            if k not in ("custom_object_modules", "plugin_distribution")
+        }
+        distribution = saved.metadata.get("plugin_distribution", "daeflow")
+    return when_back(lambda: flavor.log_model(model, metadata, distribution), patience).model_uri
+
+
+def run(config: RunConfig, write=print) -> RunOutcome:
+    """Validate everything, then train and evaluate one model inside one MLflow run."""
+    from daeflow.track import runs, store
+
+    provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
+    tracking_uri = store.use_tracking_uri(config.tracking_uri)
+    prepared = prepare(config, write, provided)
+    arch = prepared.provided.spec
+    tags = {
+        "arch": arch.name,
+        "plugin": prepared.provided.plugin.distribution,
+        "daeflow.command": "run",
+    }
+    with runs.tracked_run(config.experiment, config.run_name, tags) as active:
+        trained = train_in_active_run(prepared, write)
+    forget_local(trained)
+    return outcome(active, tracking_uri, trained)
+
+
+def outcome(active, tracking_uri: str, trained: Trained) -> RunOutcome:
+    """What a finished run reports: its ids, the model's URI, the test metrics, notes."""
+    return RunOutcome(
+        run_id=active.info.run_id,
+        experiment_id=active.info.experiment_id,
+        tracking_uri=tracking_uri,
+        model_uri=trained.model_uri,
+        metrics=trained.metrics,
+        stop_reason=trained.result.stop_reason,
+        best_epoch=trained.result.best_epoch,
+        notes=trained.notes,
+        baselines=trained.baselines,
+    )

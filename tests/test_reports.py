@@ -1,0 +1,108 @@
+"""What people look at: labelled grids, SVG charts, report pages, notes, compare per dataset."""
+
+import json
+import re
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import cli
+
+from daeflow.quality import charts
+from daeflow.quality.images import TILE, denoising_grid, labelled_grid
+from daeflow.workflow import report_pages
+
+EXAMPLE = Path(__file__).parent.parent / "mlruns.example"
+
+
+def test_a_grid_shows_small_images_large_with_room_for_labels_and_captions():
+    clean = np.full((2, 32, 32, 1), 0.5, np.float32)
+    picture = denoising_grid(clean, clean + 0.1, clean)
+    tile = 256 // 32 * 32  # enlarged by a whole factor to at least 256 pixels
+    assert picture.shape[1] >= 4 * tile and picture.shape[0] >= 2 * tile
+    # Pixels are squares: an 8x enlargement repeats each value in 8x8 blocks.
+    assert picture.dtype == np.uint8 and picture.shape[2] == 3
+    labels = ["clean", "noisy", "a very long architecture name 31.42 dB"]
+    wide = labelled_grid([[clean[0], clean[0], clean[0]]], labels)
+    assert wide.shape[1] > 3 * TILE  # the long label widened its column instead of being cut
+
+
+def test_line_and_scatter_charts_are_svg_with_the_data():
+    svg = charts.line_chart(
+        {"validation PSNR": [(1, 20.0), (2, 24.5), (3, 26.0)]}, "t", "epoch", "dB"
+    )
+    assert svg.startswith("<svg") and svg.count("<circle") == 3 and "validation PSNR" in svg
+    ticks = re.findall(r'text-anchor="middle">([\d.]+)</text>', svg)
+    assert "1.5" not in ticks  # whole epochs only
+    scatter = charts.scatter_chart(
+        [(10, 20, "a"), (20, 21, "b"), (float("nan"), 1, "c")], "t", "x", "y"
+    )
+    assert scatter.count("<circle") == 2
+
+
+def test_notes_say_when_a_run_is_worse_than_its_input_or_a_baseline():
+    metrics = {"test_psnr": 18.0, "noisy_psnr": 20.0}
+    baselines = [{"method": "nlm", "test_psnr": 29.1, "test_ssim": 0.8, "run_id": "x"}]
+    first, second = report_pages.notes(metrics, baselines)
+    assert first.startswith("The denoised test images (18.00 dB) are worse than the noisy input")
+    assert "baseline nlm scores 29.10 dB" in second and "residual_fast" in second
+    assert report_pages.notes({"test_psnr": 31.0, "noisy_psnr": 20.0}, baselines) == []
+
+
+def test_daeflow_ui_prints_the_runs_page_of_each_experiment():
+    from daeflow.cli.ui import experiment_pages, ui_command
+
+    command = ui_command(EXAMPLE, None, 5123)
+    pages = dict(experiment_pages(command, "http://127.0.0.1:5123"))
+    (url,) = pages.values()
+    assert list(pages) == ["daeflow-demo"]
+    assert re.fullmatch(
+        r"http://127.0.0.1:5123/#/experiments/\d+/runs\?workflowType=machine_learning", url
+    )
+
+
+def fake_run(client, experiment, digest, psnr, command="run"):
+    run = client.create_run(
+        experiment, tags={"daeflow.command": command, "data.train.sha256": digest}
+    )
+    client.log_param(run.info.run_id, "arch", "conv_baseline")
+    client.log_metric(run.info.run_id, "test/psnr", psnr)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def test_compare_keeps_runs_on_different_data_apart(tracking_uri):
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    a = fake_run(client, experiment, "a" * 64, 25.0)
+    fake_run(client, experiment, "a" * 64, 27.0)
+    b = fake_run(client, experiment, "b" * 64, 31.0)
+    table = cli("compare").stdout
+    assert "used 2 different datasets" in table
+    assert table.count("Runs by test_psnr on data") == 2
+    assert "on data aaaaaaaaaaaa" in table and "on data bbbbbbbbbbbb" in table
+    same = json.loads(cli("compare", "--data", f"same-as:{a[:8]}", "--json").stdout)
+    assert [r["test_psnr"] for r in same["runs"]] == [27.0, 25.0] and same["datasets"] == ["a" * 64]
+    only_b = json.loads(cli("compare", "--data", "bbbb", "--json").stdout)
+    assert [r["run_id"] for r in only_b["runs"]] == [b]
+
+
+def test_compare_reads_runs_logged_with_the_old_names(tracking_uri):
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    run = client.create_run(experiment)
+    for name, value in (("test_psnr", 24.0), ("train_seconds", 12.0), ("inference_ms", 3.0)):
+        client.log_metric(run.info.run_id, name, value)
+    (row,) = json.loads(cli("compare", "--json").stdout)["runs"]
+    assert (row["test_psnr"], row["train_seconds"], row["inference_ms"]) == (24.0, 12.0, 3.0)
+
+
+@pytest.mark.parametrize("metric", ["test_psnr", "test/psnr"])
+def test_compare_ranks_by_either_name_of_a_metric(tracking_uri, metric):
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    fake_run(client, experiment, "c" * 64, 20.0)
+    fake_run(client, experiment, "c" * 64, 30.0)
+    rows = json.loads(cli("compare", "--metric", metric, "--json").stdout)["runs"]
+    assert [r["test_psnr"] for r in rows] == [30.0, 20.0]
