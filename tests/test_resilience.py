@@ -65,7 +65,8 @@ def test_a_run_killed_at_a_random_epoch_resumes_to_the_same_result(tracking_uri,
     mlflow.MlflowClient().delete_run(the_run().info.run_id)
 
     epoch = random.randint(1, EPOCHS - 2)
-    # Checkpoints every other epoch: an epoch logged after the last checkpoint is trained
+    # Checkpoints every other epoch: a run killed in epoch 1 has none and trains again from
+    # the start; an epoch logged after the last checkpoint is trained
     # again on resume and must not be logged twice.
     killed = Process("run", *args, "--epochs", EPOCHS, "--checkpoint-every", "2")
     killed.wait_for(f"epoch {epoch:>3}/")

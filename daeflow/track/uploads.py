@@ -13,8 +13,6 @@ from pathlib import Path
 
 import mlflow
 
-from daeflow.errors import TrackingError
-
 LAST, BEST = "checkpoints/last", "checkpoints/best"
 
 
@@ -79,8 +77,8 @@ def upload_checkpoint(run_id: str, folder: Path, is_best: bool, client=None) -> 
         client.log_artifacts(run_id, str(folder), BEST)
 
 
-def download_checkpoints(run_id: str, folder: Path) -> None:
-    """The run's uploaded checkpoints (last and best) into a local checkpoint folder."""
+def download_checkpoints(run_id: str, folder: Path) -> int:
+    """The run's uploaded checkpoints (last and best) into a local checkpoint folder; how many."""
     import json
 
     from mlflow.exceptions import MlflowException
@@ -105,8 +103,4 @@ def download_checkpoints(run_id: str, folder: Path) -> None:
             if not target.exists():
                 shutil.copytree(local, target)
             found += 1
-    if not found:
-        raise TrackingError(
-            f"Run {run_id} has no checkpoint, neither in {folder} nor in its artifacts; it "
-            "cannot be resumed."
-        )
+    return found

@@ -33,6 +33,7 @@ def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print)
     from daeflow.data.digest import sha256_digest
     from daeflow.track import queries, runs, store, uploads
     from daeflow.train import checkpoints
+    from daeflow.train.callbacks import TrainingState
     from daeflow.workflow.run import (
         forget_local,
         outcome,
@@ -68,9 +69,15 @@ def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print)
     if checkpoints.latest(folder) is None:
         write("No local checkpoint; fetching the run's from the tracking store.")
         uploads.download_checkpoints(run_id, folder)
-    with prepared.placement.scope():
-        checkpoint = checkpoints.read(folder)
-    write(f"Resuming run {run_id[:8]} after epoch {checkpoint.state.epoch}.")
+    if checkpoints.latest(folder) is None:
+        # Stopped before its first checkpoint: the same run trains again from the start,
+        # with the same seed; epochs it logged already are not logged twice.
+        checkpoint = checkpoints.Checkpoint(prepared.model, TrainingState())
+        write(f"Run {run_id[:8]} has no checkpoint yet; training it again from epoch 1.")
+    else:
+        with prepared.placement.scope():
+            checkpoint = checkpoints.read(folder)
+        write(f"Resuming run {run_id[:8]} after epoch {checkpoint.state.epoch}.")
     import os
     import socket
 
