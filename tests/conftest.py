@@ -359,6 +359,7 @@ def team_server(tmp_path):
     try:
         with open(tmp_path / "server.log", "ab") as log:
             server = Server(command, port, log).start()
+            server.folder = folder  # its PostgreSQL cluster lives here
             yield server
             server.stop()
     finally:

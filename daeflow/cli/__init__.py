@@ -2,7 +2,18 @@
 
 # Each module adds its commands to `app`; the import order is the order of `--help`.
 # ruff: noqa: I001, F401
-from daeflow.cli import training, runs, baseline, compare, ui, server, inference, listing, authoring
+from daeflow.cli import (
+    training,
+    tuning,
+    runs,
+    baseline,
+    compare,
+    ui,
+    server,
+    inference,
+    listing,
+    authoring,
+)
 from daeflow.cli.common import app
 from daeflow.errors import Interrupted
 

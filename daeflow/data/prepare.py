@@ -38,6 +38,7 @@ class PreparedData:
     params: dict = field(default_factory=dict)
     pairs: list = field(default_factory=list)
     noise_profile: dict = field(default_factory=dict)  # noise level and clipping of the pairs
+    digests: dict = field(default_factory=dict)  # SHA-256 per role, once computed
 
     @property
     def source(self) -> PairSource:

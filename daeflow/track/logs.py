@@ -68,6 +68,11 @@ def log_image(picture: np.ndarray, key: str | None = None, step: int | None = No
         mlflow.log_image(picture, **kwargs)
 
 
+def log_figure(figure, artifact_file: str) -> None:
+    """A matplotlib figure as an image file the MLflow UI shows."""
+    mlflow.log_figure(figure, artifact_file)
+
+
 def log_arrays(artifact_file: str, **arrays) -> None:
     """NumPy arrays as one compressed .npz artifact."""
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ import contextlib
 import logging
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from daeflow.errors import Interrupted
 from daeflow.signals import StopSignals
@@ -85,8 +86,15 @@ def mark_model_training(experiment) -> None:
     opens an experiment by its GenAI / Model training switch (remembered per browser, or
     the URL's workflowType), which is why daeflow's links carry workflowType too.
     """
-    if KIND_TAG not in (experiment.tags or {}):
-        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG, MODEL_TRAINING)
+    if KIND_TAG in (experiment.tags or {}):
+        return
+    client = mlflow.MlflowClient()
+    try:
+        client.set_experiment_tag(experiment.experiment_id, KIND_TAG, MODEL_TRAINING)
+    except MlflowException:
+        # Runs starting together race to tag it (a unique-key error on PostgreSQL): one wins.
+        if KIND_TAG not in client.get_experiment(experiment.experiment_id).tags:
+            raise
 
 
 def active_run_id() -> str:
@@ -104,3 +112,11 @@ def begin_shutdown(write=print) -> None:
 def set_tag_of(run_id: str, key: str, value: str) -> None:
     """Tag a run that is not the active one (e.g. a failed sweep child)."""
     mlflow.MlflowClient().set_tag(run_id, key, value)
+
+
+def mark_failed_if_running(run_id: str, reason: str) -> None:
+    """End a run whose process died, if it is still RUNNING, as FAILED, saying why in a tag."""
+    client = mlflow.MlflowClient()
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, "stop_reason", reason)
+        client.set_terminated(run_id, "FAILED")

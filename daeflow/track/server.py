@@ -86,9 +86,14 @@ class PostgresCluster:
                 "pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(log), "-o", options
             )
             self._check(done, "start")
-        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
+        self.ensure_database(DATABASE)
+
+    def ensure_database(self, name: str) -> str:
+        """Create the database `name` unless it exists (e.g. one for Optuna); its URI."""
+        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
         if exists.stdout.strip() != "1":
-            self._check(self._psql(f"CREATE DATABASE {DATABASE}"), "create the database")
+            self._check(self._psql(f"CREATE DATABASE {name}"), f"create the database {name}")
+        return self.uri.replace(f"@/{DATABASE}?", f"@/{name}?")
 
     def _psql(self, sql: str) -> subprocess.CompletedProcess:
         psql = self.programs / "psql"

@@ -192,3 +192,20 @@ class EpochPrinter(keras.callbacks.Callback):
             f"val_loss {logs['val_loss']:.5f}  val_psnr {logs['val_psnr']:.2f} dB  "
             f"val_ssim {logs['val_ssim']:.4f}  {seconds:.1f}s"
         )
+
+
+class StopWhen(keras.callbacks.Callback):
+    """Stops training after an epoch for which `judge(epoch, logs)` says so (epochs from 1).
+
+    The judge sees the epoch's complete logs; the stop is recorded as `reason` (e.g. a
+    hyperparameter search pruning a trial that is clearly worse than others).
+    """
+
+    def __init__(self, judge, state: TrainingState, reason: str):
+        super().__init__()
+        self.judge, self.state, self.reason = judge, state, reason
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.judge(epoch + 1, logs):
+            self.model.stop_training = True
+            self.state.stop_reason = self.reason

@@ -60,13 +60,20 @@ def resolve_arch(name: str, given: dict):
     return provided, params
 
 
-def prepare(config: RunConfig, write=print, provided=None) -> PreparedRun:
-    """Validate the architecture, its parameters and the data; build the model. Logs nothing."""
+def prepare(
+    config: RunConfig, write=print, provided=None, data: PreparedData | None = None
+) -> PreparedRun:
+    """Validate the architecture, its parameters and the data; build the model. Logs nothing.
+
+    `data` is the same data prepared already for this architecture's size multiple and patch
+    size (a search's trials validate and hash the data once per worker).
+    """
     if provided is None:
         provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
     params, arch = config.arch_params, provided.spec
-    data = prepare_data(config.data, arch, config.train.seed, config.train.patch_size)
-    write(f"Using {data.range_note}.")
+    if data is None:
+        data = prepare_data(config.data, arch, config.train.seed, config.train.patch_size)
+        write(f"Using {data.range_note}.")
     probe = building.probe_size(
         data.source.image_shape, arch.size_multiple, config.train.patch_size
     )
@@ -120,9 +127,11 @@ def log_inputs(data: PreparedData) -> str:
     """
     from daeflow.track import logs
 
-    digests = {}
+    digests = data.digests  # computed once, however many runs train on these data
     for role, clean, noisy, source in data.pairs:
-        digest = digests[role] = sha256_digest(clean, *([noisy] if noisy is not None else []))
+        if role not in digests:
+            digests[role] = sha256_digest(clean, *([noisy] if noisy is not None else []))
+        digest = digests[role]
         logs.set_tags({f"data.{role}.sha256": digest})
         context = "training" if role == "train" else role
         name = f"{role}:{Path(str(source)).name}"
@@ -192,7 +201,7 @@ def log_start(prepared: PreparedRun) -> str:
 
 
 def train_in_active_run(
-    prepared: PreparedRun, write=print, checkpoint=None, digest: str | None = None
+    prepared: PreparedRun, write=print, checkpoint=None, digest: str | None = None, also=()
 ) -> Trained:
     """Log params and inputs, train with checkpoints, test once, log the model and report.
 
@@ -200,6 +209,7 @@ def train_in_active_run(
     start is logged again. Per-epoch values go through the run's journal, so the tracking
     server may come and go while training runs. SIGTERM or Ctrl-C stop training, log the
     best model so far and raise Interrupted with the command that resumes the run.
+    `also`: functions of the TrainingState that return more Keras callbacks.
     """
     from daeflow.config import run_folder
     from daeflow.errors import Interrupted
@@ -233,6 +243,7 @@ def train_in_active_run(
     tracked = [
         callbacks.EpochLogger(log, logged),
         callbacks.ImageLogger(render_probes, log, key="probe", every=every, logged=logged),
+        *(make(state) for make in also),
     ]
     folder = home / "checkpoints"
     keep = config.train.keep_checkpoints
