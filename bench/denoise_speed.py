@@ -60,7 +60,7 @@ def train_model(folder: Path, arch: str) -> str:
     return f"runs:/{run_id}/model", store
 
 
-def denoise(folder: Path, size: int, model: str, store: str) -> None:
+def denoise(folder: Path, size: int, model: str, store: str, precision: str) -> None:
     image = np.random.default_rng(1).integers(0, 65535, (size, size), dtype=np.uint16)
     source, target = folder / f"in{size}.npy", folder / f"out{size}.npy"
     np.save(source, image)
@@ -75,6 +75,8 @@ def denoise(folder: Path, size: int, model: str, store: str) -> None:
         model,
         "--tracking-uri",
         store,
+        "--precision",
+        precision,
     ]
     print("$", shlex.join(command), flush=True)
     done = subprocess.run(
@@ -96,12 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
     parser.add_argument("--arch", default="residual")
+    parser.add_argument(
+        "--precision", nargs="+", default=["float32", "auto"], help="denoise --precision, each"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model, store = train_model(folder, args.arch)
         for size in args.sizes:
-            denoise(folder, size, model, store)
+            for precision in args.precision:
+                denoise(folder, size, model, store, precision)
 
 
 if __name__ == "__main__":

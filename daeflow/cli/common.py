@@ -10,6 +10,8 @@ from daeflow.errors import DaeflowError, Interrupted
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# stderr carries one line per failure; MLflow's download bars would crowd it.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class _PlainHelpFlag:
