@@ -51,6 +51,8 @@ def test_sweep_then_compare_and_baseline(tracking_uri, pair_files, tmp_path):
         "patch_size=8,32",
         "--param",
         "epochs=1",
+        "--register-best",
+        "swept",
         *data,
     )
     assert "4 failed" in sweep.stdout and "4 finished" in sweep.stdout
@@ -75,6 +77,12 @@ def test_sweep_then_compare_and_baseline(tracking_uri, pair_files, tmp_path):
         assert metrics[f"sweep/test_psnr_std/{config}"] == pytest.approx(np.std(children_psnr))
         assert f"sweep/test_psnr_mean/{arch}_patch_size_32_epochs_1" not in metrics
     assert parent.data.tags["best_config"].startswith(("conv_baseline", "residual"))
+    # --register-best: the finished child with the best validation PSNR, never the test set's.
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    best = max(finished, key=lambda c: c.data.metrics["train/best_val_psnr"])
+    version = mlflow.MlflowClient().get_model_version("swept", "1")
+    assert version.run_id == best.info.run_id
+    assert "| this model |" in version.description
 
     # Images and cost in every finished child.
     child = next(c for c in children if c.info.status == "FINISHED")

@@ -104,7 +104,7 @@ def test_every_sub_package_says_what_it_owns():
 def test_every_third_party_import_is_a_declared_dependency():
     """A plain `pip install daeflow` must have what the package imports.
 
-    A feature extra (`tune`) counts: its import is guarded by a one-line install hint.
+    A feature extra (`tune`, `export`) counts: its import is guarded by a one-line install hint.
     The `test` extra does not.
     """
     import importlib.metadata as md
@@ -115,7 +115,9 @@ def test_every_third_party_import_is_a_declared_dependency():
     project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
     declared = {
         re.split(r"[ <>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-        for requirement in project["dependencies"] + project["optional-dependencies"]["tune"]
+        for requirement in project["dependencies"]
+        + project["optional-dependencies"]["tune"]
+        + project["optional-dependencies"]["export"]
     }
     owners = md.packages_distributions()
     missing = set()

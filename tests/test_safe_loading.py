@@ -174,6 +174,21 @@ def test_example_models_load_and_denoise(installed_plugins, folder, tmp_path):
     assert "data range 255 (stored with the model)" in result.stdout
 
 
+@pytest.mark.parametrize("folder", EXAMPLE_MODELS, ids=lambda p: p.parent.name)
+def test_example_models_keep_their_pyfunc_contract(installed_plugins, folder):
+    """Models logged before daeflow 0.2 take float32 (N, H, W, C) on [0, 1] through the
+    pyfunc, as they always did (now by tiles, clipped to [0, 1] as `daeflow denoise` is)."""
+    import mlflow
+
+    from daeflow.infer.loading import load_denoiser
+
+    batch = np.random.default_rng(0).uniform(0, 1, (2, 24, 40, 3)).astype(np.float32)
+    denoised = mlflow.pyfunc.load_model(str(folder)).predict(batch)
+    keras_model = load_denoiser(str(folder)).model
+    assert denoised.dtype == np.float32 and denoised.shape == batch.shape
+    assert np.allclose(denoised, np.clip(keras_model(batch), 0, 1), atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", OLD_MODELS)
 def test_models_in_the_format_before_this_layout_still_load(installed_plugins, arch, tmp_path):
     """An MLmodel as daeflow 0.1 wrote it (mlruns.example until this change): no data dtype,

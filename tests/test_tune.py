@@ -104,10 +104,15 @@ def check_study(storage: str, uri: str, name: str) -> None:
 
 @pytest.mark.slow
 def test_six_trials_over_two_workers_share_a_study_and_a_store(tracking_uri, pair_files):
-    result = cli("tune", *data_args(pair_files), *STUDY, "--study", "s")
+    result = cli("tune", *data_args(pair_files), *STUDY, "--study", "s", "--register-best", "tuned")
     assert "Study 's': 6 trials" in result.output
     storage = tracking_uri.rsplit("/", 1)[0] + "/optuna.db"  # beside the MLflow store
     check_study(storage, tracking_uri, "s")
+    # The best trial's model (by the study's metric, validation PSNR) is version 1 of 'tuned'.
+    best = optuna.load_study(study_name="s", storage=storage).best_trial
+    version = mlflow.MlflowClient(tracking_uri).get_model_version("tuned", "1")
+    assert mlflow.get_run(version.run_id).data.tags["optuna.trial"] == str(best.number)
+    assert "Registered run " in result.output
 
 
 @pytest.mark.slow

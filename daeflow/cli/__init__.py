@@ -11,6 +11,7 @@ from daeflow.cli import (
     ui,
     server,
     inference,
+    registry,
     listing,
     authoring,
 )

@@ -42,7 +42,7 @@ def denoise(
     ],
     model: ModelUri,
     data_range: DataRange = None,
-    tile: Annotated[int, typer.Option(min=16, help="Tile core size in pixels.")] = 512,
+    tile: Annotated[int, typer.Option(min=16, help="Tile core size in pixels.")] = 1024,
     margin: Annotated[
         int, typer.Option(min=0, help="Context around each tile, wider than the receptive field.")
     ] = 32,

@@ -9,6 +9,36 @@ from daeflow.cli.options import with_data_options, with_train_options
 
 Seed = Annotated[int, typer.Option(help="Seed of the split, noise and weights.")]
 ArchParam = Annotated[list[str] | None, typer.Option(help="Hyperparameter KEY=VALUE, repeatable.")]
+Register = Annotated[
+    str | None,
+    typer.Option("--register", metavar="NAME", help="Register the model as a new version of NAME."),
+]
+RegisterBest = Annotated[
+    str | None,
+    typer.Option(
+        "--register-best",
+        metavar="NAME",
+        help="Register the model of the best run (by validation PSNR) as a version of NAME.",
+    ),
+]
+
+
+def check_register_name(name: str | None) -> None:
+    """Refuse a registered-model name before any training."""
+    if name is not None:
+        from daeflow.track.registry import check_name
+
+        check_name(name)
+
+
+def register_and_report(run_id: str, name: str | None) -> None:
+    """Register the run's model as a version of `name` (if given) and say how to load it."""
+    if name is None:
+        return
+    from daeflow.workflow.register import register_run
+
+    done = register_run(run_id, name)
+    typer.echo(f"Registered run {run_id[:8]}'s model as {done.version_uri}.")
 
 
 def ui_hint(tracking_uri: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
@@ -72,6 +102,7 @@ def run(
             "checkpoint; training options given with it replace the run's."
         ),
     ] = None,
+    register: Register = None,
     data_options=None,
     train_values=None,
 ):
@@ -80,6 +111,7 @@ def run(
     Without --clean/--noisy/--data it trains on bundled demo photographs with Gaussian noise
     (sigma 25 of 255). Checkpoints are written every epoch; --resume continues a run.
     """
+    check_register_name(register)
     if resume:
         from daeflow.workflow.resume import resume as resume_run
 
@@ -87,17 +119,21 @@ def run(
             name
             for name in ctx.params
             if ctx.get_parameter_source(name).name == "COMMANDLINE"
-            and name not in ("resume", "tracking_uri")
+            and name not in ("resume", "tracking_uri", "register")
         ]
         overrides = {name: ctx.params[name] for name in given}
-        report(resume_run(resume, overrides, tracking_uri, typer.echo))
+        outcome = resume_run(resume, overrides, tracking_uri, typer.echo)
+        report(outcome)
+        register_and_report(outcome.run_id, register)
         return
     from daeflow.workflow.run import run as run_workflow
 
     config = _config(
         arch, arch_param, data_options, train_values, seed, experiment, run_name, tracking_uri
     )
-    report(run_workflow(config, write=typer.echo))
+    outcome = run_workflow(config, write=typer.echo)
+    report(outcome)
+    register_and_report(outcome.run_id, register)
 
 
 def report(outcome) -> None:
@@ -139,12 +175,14 @@ def sweep(
     experiment: Experiment = "daeflow",
     run_name: RunName = None,
     tracking_uri: TrackingUri = None,
+    register_best: RegisterBest = None,
     data_options=None,
     train_values=None,
 ):
     """Train a grid of architectures and parameters over several seeds, as nested MLflow runs."""
     from daeflow.workflow.sweep import parse_grid, run_sweep
 
+    check_register_name(register_best)
     base = _config(
         arch[0], [], data_options, train_values, seed, experiment, run_name, tracking_uri
     )
@@ -168,3 +206,7 @@ def sweep(
     typer.echo(
         f"Parent run {parent}: {len(children) - len(failed)} finished, {len(failed)} failed."
     )
+    if register_best is not None:
+        from daeflow.workflow.register import best_child
+
+        register_and_report(best_child(parent), register_best)

@@ -6,7 +6,14 @@ import typer
 
 from daeflow.cli.common import Experiment, RunName, TrackingUri, app, guarded
 from daeflow.cli.options import with_data_options, with_train_options
-from daeflow.cli.training import _config, ui_hint
+from daeflow.cli.training import (
+    RegisterBest,
+    _config,
+    check_register_name,
+    register_and_report,
+    ui_hint,
+)
+from daeflow.errors import UsageError
 
 
 def _study_name() -> str:
@@ -58,6 +65,7 @@ def tune(
     experiment: Experiment = "daeflow",
     run_name: RunName = None,
     tracking_uri: TrackingUri = None,
+    register_best: RegisterBest = None,
     data_options=None,
     train_values=None,
 ):
@@ -70,6 +78,7 @@ def tune(
     from daeflow.workflow.tune import DEFAULT_TRIALS, Plan, StudyOptions, load_optuna, run_tune
 
     load_optuna()
+    check_register_name(register_best)
     budget = parse_duration(study_budget) if study_budget else None
     options = StudyOptions(
         name=study or _study_name(),
@@ -99,6 +108,10 @@ def tune(
         )
         typer.echo(f"  its run: {summary['best_run_id']}")
     typer.echo(f"Parent run {parent}.")
+    if register_best is not None:
+        if not summary.get("best_run_id"):
+            raise UsageError("No trial completed, so there is no best model to register.")
+        register_and_report(summary["best_run_id"], register_best)
     typer.echo(ui_hint(base.tracking_uri or "", None, parent))
 
 

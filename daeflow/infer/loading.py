@@ -27,6 +27,7 @@ class Denoiser:
     arch: str | None = None
     data_dtype: str | None = None  # of the training data; None for models before it was stored
     channels: int = 0  # what the model takes; 0: read from the model
+    pyfunc_scale: str = "unit"  # its pyfunc takes images on their own scale ("own"), or [0, 1]
 
     def __post_init__(self):
         if not self.channels:
@@ -56,6 +57,8 @@ def load_denoiser(uri: str) -> Denoiser:
 
 
 def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
+    from daeflow.track.flavor import OWN_SCALE
+
     multiple = metadata.get("size_multiple")
     return Denoiser(
         model,
@@ -64,6 +67,7 @@ def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
         uri,
         arch=metadata.get("arch"),
         data_dtype=metadata.get("data_dtype"),
+        pyfunc_scale="own" if metadata.get("pyfunc_input") == OWN_SCALE else "unit",
     )
 
 

@@ -10,7 +10,7 @@ plugin. The `.keras` file is then loaded in Keras's safe mode.
 
 The same checks serve `daeflow denoise`/`evaluate` and `mlflow.pyfunc.load_model`,
 whose loader module is `daeflow.mlflow_flavor` (a stable name written into every
-logged MLmodel, which re-exports this module). One limit: for a pyfunc flavour with a
+logged MLmodel, which loads through this module). One limit: for a pyfunc flavour with a
 `code` entry, MLflow's own loader adds that folder to Python's path before daeflow's
 loader runs; daeflow's commands refuse such models before MLflow sees them.
 """
@@ -29,6 +29,15 @@ from daeflow.errors import ModelLoadError
 
 FLAVOR_MODULE = "daeflow.mlflow_flavor"
 LOADERS = (FLAVOR_MODULE, "mlflow.keras")
+# What the pyfunc of models logged since daeflow 0.2 takes (metadata "pyfunc_input");
+# older models take float32 (N, H, W, C) images on [0, 1].
+OWN_SCALE = "images in their own dtype and range"
+PYFUNC_PARAMS = (  # name, MLflow type, default, meaning
+    ("dtype", "string", "", "uint8, uint16, float32 or float64: the input's dtype (for JSON)"),
+    ("data_range", "double", None, "full-scale value (default: the model's, else the dtype's)"),
+    ("tile", "long", 1024, "tile core size in pixels"),
+    ("margin", "long", 32, "context around each tile, wider than the receptive field"),
+)
 
 
 @dataclass(frozen=True)
@@ -194,12 +203,20 @@ def load_model_folder(path, where: str | None = None):
 
 
 def save_model(model, path, mlflow_model=None, **kwargs):
-    """Save with MLflow's Keras flavor, then point the pyfunc loader at daeflow's."""
-    import mlflow.keras
-    from mlflow.models import Model
+    """Save with MLflow's Keras flavor, then point the pyfunc loader at daeflow's.
 
+    MLflow's Keras flavour insists on a tensor input schema; daeflow's signature has none
+    (see model_signature), so it is set after MLflow has saved the folder.
+    """
+    import mlflow.keras
+    from mlflow.models import Model, ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    signature = kwargs.pop("signature", None)
     mlflow_model = mlflow_model or Model()
-    mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, **kwargs)
+    placeholder = ModelSignature(Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, -1))]))
+    mlflow.keras.save_model(model, path, mlflow_model=mlflow_model, signature=placeholder, **kwargs)
+    mlflow_model.signature = signature
     mlflow_model.flavors["python_function"]["loader_module"] = FLAVOR_MODULE
     mlflow_model.save(os.path.join(path, "MLmodel"))
 
@@ -211,27 +228,21 @@ def load_pyfunc(path: str):
     return mlflow.pyfunc.load_model(path)
 
 
-def _load_pyfunc(path):
-    """Called by `mlflow.pyfunc.load_model` with the model folder: the checks, then Keras.
+def invalid_input(message: str) -> Exception:
+    """The error MLflow's scoring server answers with HTTP 400 and the message alone."""
+    from mlflow.exceptions import MlflowException
 
-    MLflow itself puts a model's `code` folder on Python's path before it calls this; the
-    checks refuse such models in daeflow's commands, but cannot undo that import order.
-    """
-    from mlflow.keras.load import KerasModelWrapper
-    from mlflow.models import Model
-
-    folder = path
-    model, _ = load_model_folder(folder)
-    return KerasModelWrapper(model, Model.load(os.path.join(folder, "MLmodel")).signature)
+    return MlflowException.invalid_parameter_value(message)
 
 
-def model_signature(channels: int):
-    """Float32 images in, float32 images out; batch, height and width left open."""
+def model_signature():
+    """Images in, images out, of any dtype, rank and size: no tensor schema (MLflow's would
+    fix one dtype and rank), and the parameters a request may set."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
+    from mlflow.types.schema import ParamSchema, ParamSpec
 
-    spec = Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, channels))])
-    return ModelSignature(inputs=spec, outputs=spec)
+    params = [ParamSpec(name, kind, default) for name, kind, default, _ in PYFUNC_PARAMS]
+    return ModelSignature(inputs=None, outputs=None, params=ParamSchema(params))
 
 
 def pip_requirements(plugin_distribution: str) -> list[str]:
@@ -251,12 +262,15 @@ def pip_requirements(plugin_distribution: str) -> list[str]:
 def _model_kwargs(model, metadata: dict, plugin_distribution: str) -> dict:
     """What every saved model carries: metadata naming its layer modules, signature, pins."""
     return {
-        "signature": model_signature(model.input_shape[-1]),
+        "signature": model_signature(),
         "pip_requirements": pip_requirements(plugin_distribution),
         "metadata": {
             **metadata,
             "custom_object_modules": custom_object_modules(model),
             "plugin_distribution": plugin_distribution,
+            "pyfunc_input": OWN_SCALE,
+            "channels": int(model.input_shape[-1]),
+            "tile_margin": PYFUNC_PARAMS[3][2],
         },
     }
 

@@ -83,6 +83,16 @@ def find_run(ref: str):
         raise
 
 
+def child_runs(parent_run_id: str) -> list:
+    """The runs nested under a parent run (a sweep's or a study's trials)."""
+    parent = get_run(parent_run_id)
+    return mlflow.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        output_format="list",
+    )
+
+
 def recent_runs(experiment: str | None, limit: int) -> list:
     """The newest runs of one experiment, or of all."""
     if experiment is not None:

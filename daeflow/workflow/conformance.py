@@ -29,7 +29,8 @@ import numpy as np
 from mlflow.pyfunc import load_model
 for folder, inputs in zip(sys.argv[1::2], sys.argv[2::2]):
     model = load_model(folder)
-    print(json.dumps(np.asarray(model.predict(np.load(inputs))).tolist()), flush=True)
+    prediction = model.predict(np.load(inputs), params={"data_range": 1.0})
+    print(json.dumps(np.asarray(prediction).tolist()), flush=True)
 """
 
 
@@ -120,11 +121,12 @@ def _check_no_lambda(model, where):
 
 def _check_pyfunc_reloads(jobs: list, provided, new_process: bool = True) -> None:
     """Save each (model, noisy, where) as daeflow logs models, reload them all with
-    mlflow.pyfunc (in one new process), compare the predictions."""
+    mlflow.pyfunc (in one new process), compare the predictions (clipped to the data range
+    by the pyfunc, as by `daeflow denoise`)."""
     from daeflow.track.flavor import load_pyfunc, save_local
 
     metadata = {"arch": provided.spec.name, "size_multiple": provided.spec.size_multiple}
-    expected = [np.asarray(model(noisy, training=False)) for model, noisy, _ in jobs]
+    expected = [np.clip(model(noisy, training=False), 0, 1) for model, noisy, _ in jobs]
     with tempfile.TemporaryDirectory() as tmp:
         arguments = []
         for number, (model, noisy, _) in enumerate(jobs):
@@ -134,7 +136,8 @@ def _check_pyfunc_reloads(jobs: list, provided, new_process: bool = True) -> Non
             arguments += [str(folder), str(inputs)]
         if not new_process:
             for job, folder, wanted in zip(jobs, arguments[::2], expected, strict=True):
-                reloaded = np.asarray(load_pyfunc(folder).predict(job[1]))
+                pyfunc = load_pyfunc(folder)
+                reloaded = np.asarray(pyfunc.predict(job[1], params={"data_range": 1.0}))
                 _compare_reloaded(reloaded, wanted, job[2])
             return
         done = subprocess.run(

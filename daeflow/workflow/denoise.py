@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from daeflow.data.arrays import load_array
-from daeflow.data.checks import check_values, resolve_data_range
-from daeflow.data.shapes import as_batch
-from daeflow.errors import DataError, UsageError
+from daeflow.errors import UsageError
 from daeflow.signals import sigterm_raises
 
 
@@ -79,27 +77,12 @@ def check_output(output: Path) -> None:
         raise UsageError(f"Cannot write to the folder of --output {output}: permission denied.")
 
 
-def check_channels(shape: tuple, channels: int) -> None:
-    """Refuse input whose channel count differs from the model's, saying how it was read."""
-    got = shape[-1] if len(shape) >= 3 else 1
-    if got == channels:
-        return
-    layout = {2: "(H, W)", 3: "(H, W, C)", 4: "(N, H, W, C)"}[len(shape)]
-    hint = f" Pass (H, W, {channels}) or (N, H, W, {channels}) arrays."
-    if len(shape) == 3 and channels == 1:
-        hint = f" For {shape[0]} single-channel images, save them as {(*shape, 1)}."
-    raise DataError(
-        f"The model takes {channels}-channel images, but the input of shape {shape} is read "
-        f"as {layout} with {got} channel{'s' if got != 1 else ''}.{hint}"
-    )
-
-
 def denoise_file(
     input_path,
     output,
     model_uri: str,
     data_range: float | None = None,
-    tile: int = 512,
+    tile: int = 1024,
     margin: int = 32,
     self_ensemble: bool = False,
     tracking_uri: str | None = None,
@@ -107,35 +90,28 @@ def denoise_file(
     precision: str = "float32",
 ) -> DenoiseOutcome:
     """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range."""
-    from daeflow.infer.tiling import denoise_array
+    from daeflow.infer.images import check_channels, check_layout, denoise_images
 
     output = Path(output)
     check_output(output)
     loaded = load_array(input_path, "input")
     array = loaded.array
-    if array.dtype.kind not in "uif" or array.ndim not in (2, 3, 4) or array.size == 0:
-        raise DataError(
-            f"Input must be a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array; got "
-            f"shape {array.shape}, dtype {array.dtype}."
-        )
+    check_layout(array)
     denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write)
-    check_channels(array.shape, denoiser.channels)
-    images = loaded.with_array(as_batch(array))
-    scale, note = resolve_data_range(images, data_range, denoiser.data_range, denoiser.data_dtype)
-    check_values(images, scale, slack=1.0)
-    write(f"Using {note}.")
+    check_channels(array.shape, denoiser.channels)  # before a file of the output's size
     start = time.perf_counter()
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:
         with sigterm_raises(f"Stopped by signal SIGTERM; {output} was not written."):
             result = _reserved_npy(temporary, array.shape, array.dtype)
-            denoise_array(denoiser, array, scale, tile, margin, out=result)
+            done = denoise_images(denoiser, loaded, data_range, tile, margin, result, write)
             result.flush()
             del result
             os.replace(temporary, output)
     finally:
         temporary.unlink(missing_ok=True)
-    return DenoiseOutcome(array.shape, str(array.dtype), scale, time.perf_counter() - start, output)
+    seconds = time.perf_counter() - start
+    return DenoiseOutcome(array.shape, str(array.dtype), done.data_range, seconds, output)
 
 
 def _reserved_npy(path: Path, shape: tuple, dtype) -> np.memmap:

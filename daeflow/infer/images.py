@@ -1,0 +1,107 @@
+"""Denoise images as users hold them: their own dtype, range and shape, by overlapping tiles.
+
+The one path of `daeflow denoise` and of the logged model's pyfunc (and so of
+`mlflow models serve`): check the shape and channels, resolve the data range, refuse
+values that do not fit it, denoise by tiles, return the input's dtype and range.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from daeflow.data.arrays import ImageArray
+from daeflow.data.checks import check_values, resolve_data_range
+from daeflow.data.shapes import as_batch
+from daeflow.errors import DataError
+from daeflow.infer.tiling import MARGIN, TILE, denoise_array
+
+DTYPES = ("uint8", "uint16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Denoised:
+    """The denoised images and the data range they were scaled by, with where it came from."""
+
+    images: np.ndarray
+    data_range: float
+    note: str
+
+
+def check_layout(array) -> None:
+    """Refuse what is not a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array."""
+    if array.dtype.kind not in "uif" or array.ndim not in (2, 3, 4) or array.size == 0:
+        raise DataError(
+            f"Input must be a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array; got "
+            f"shape {array.shape}, dtype {array.dtype}."
+        )
+
+
+def check_channels(shape: tuple, channels: int) -> None:
+    """Refuse input whose channel count differs from the model's, saying how it was read."""
+    got = shape[-1] if len(shape) >= 3 else 1
+    if got == channels:
+        return
+    layout = {2: "(H, W)", 3: "(H, W, C)", 4: "(N, H, W, C)"}[len(shape)]
+    hint = f" Pass (H, W, {channels}) or (N, H, W, {channels}) arrays."
+    if len(shape) == 3 and channels == 1:
+        hint = f" For {shape[0]} single-channel images, save them as {(*shape, 1)}."
+    raise DataError(
+        f"The model takes {channels}-channel images, but the input of shape {shape} is read "
+        f"as {layout} with {got} channel{'s' if got != 1 else ''}.{hint}"
+    )
+
+
+def as_dtype(array: np.ndarray, dtype: str | None, model_dtype: str | None) -> np.ndarray:
+    """The array in the dtype it is declared to have (JSON gives int64 and float64).
+
+    `dtype` names it; integers of another width (as parsed from JSON) default to the
+    integer dtype the model was trained on. Values that do not fit are refused.
+    """
+    if not dtype:
+        if array.dtype.kind not in "iu" or array.dtype in (np.uint8, np.uint16):
+            return array
+        if model_dtype not in ("uint8", "uint16"):
+            raise DataError(
+                f"The input holds {array.dtype} integers and the model was not trained on "
+                'integer images: pass params {"dtype": "uint8"} or {"dtype": "uint16"}.'
+            )
+        dtype = model_dtype
+    if dtype not in DTYPES:
+        raise DataError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}.")
+    target = np.dtype(dtype)
+    if target.kind == "u" and array.size:
+        low, high = np.min(array), np.max(array)
+        if low < 0 or high > np.iinfo(target).max or not np.array_equal(array, np.rint(array)):
+            raise DataError(
+                f"The input does not fit dtype {dtype} (values {low:g} to {high:g}, or not "
+                'whole numbers): pass the right params {"dtype": ...}.'
+            )
+    return array.astype(target, copy=False)
+
+
+def denoise_images(
+    denoiser,
+    images: np.ndarray | ImageArray,
+    data_range: float | None = None,
+    tile: int = TILE,
+    margin: int = MARGIN,
+    out: np.ndarray | None = None,
+    write=None,
+) -> Denoised:
+    """Denoise (H, W), (H, W, C) or (N, H, W, C) images on their own scale; same shape and dtype.
+
+    The data range is the one given, else the model's (when trained on this dtype), else
+    the dtype's full scale (see resolve_data_range). `out` (e.g. a memory-mapped .npy file)
+    receives the result; `write`, if given, is told the data range before the work starts.
+    """
+    source = images if isinstance(images, ImageArray) else ImageArray(images, "input")
+    array = source.array
+    check_layout(array)
+    check_channels(array.shape, denoiser.channels)
+    batch = source.with_array(as_batch(array))
+    scale, note = resolve_data_range(batch, data_range, denoiser.data_range, denoiser.data_dtype)
+    check_values(batch, scale, slack=1.0)
+    if write is not None:
+        write(f"Using {note}.")
+    result = denoise_array(denoiser, array, scale, tile, margin, out=out)
+    return Denoised(result, scale, note)

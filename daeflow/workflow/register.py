@@ -1,0 +1,124 @@
+"""`daeflow register`, `run --register`, `--register-best`: a run's model into the registry.
+
+Each version carries a model card (Markdown, shown by the MLflow UI as its description)
+written from what the run logged, and tags for searching the registry.
+"""
+
+from daeflow.errors import UsageError
+
+USE = (
+    "    daeflow denoise in.npy -o out.npy --model {uri}\n"
+    '    mlflow.pyfunc.load_model("{uri}").predict(image)  # uint8, uint16 or float images\n'
+    "    mlflow models serve -m {uri} --env-manager local"
+)
+
+
+def _number(value, digits: int) -> str:
+    return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
+    """The Markdown description of a registered version: what it is, how good, how made."""
+    from daeflow.track.names import value
+
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    arch = params.get("arch", tags.get("arch", "?"))
+    hyper = " ".join(f"{k[5:]}={v}" for k, v in sorted(params.items()) if k.startswith("arch."))
+    rows = [
+        ("this model", value(metrics, "test_psnr"), value(metrics, "test_ssim")),
+        ("noisy input", value(metrics, "noisy_psnr"), value(metrics, "noisy_ssim")),
+    ] + [(f"baseline {b['method']}", b["test_psnr"], b["test_ssim"]) for b in baselines]
+    table = ["| test set | PSNR dB | SSIM |", "|---|---:|---:|"] + [
+        f"| {label} | {_number(psnr, 2)} | {_number(ssim, 4)} |" for label, psnr, ssim in rows
+    ]
+    seconds, epochs = value(metrics, "train_seconds"), value(metrics, "best_epoch")
+    facts = [
+        f"architecture: `{arch}` from plugin `{params.get('plugin.distribution', '?')}` "
+        f"{params.get('plugin.version', '')}" + (f" ({hyper})" if hyper else ""),
+        f"data: {params.get('data.shape', '?')} {params.get('data.dtype', '?')}, data range "
+        f"{params.get('data.range', '?')}, SHA-256 `{tags.get('data.train.sha256', '?')}`",
+        f"split: train {params.get('split.train', '?')}, validation "
+        f"{params.get('split.val', '?')}, test {params.get('split.test', '?')}; "
+        f"seed {params.get('seed', '?')}",
+        f"training: {_number(seconds, 1)} s, best epoch {_number(epochs, 0)} of "
+        f"{params.get('epochs', '?')}, precision {params.get('precision.policy', 'float32')}",
+        "scores: per test image, then averaged, on the data range above; SSIM with "
+        "scikit-image's 7x7 uniform window",
+        f"run: `{run.info.run_id}` (experiment {run.info.experiment_id})",
+    ]
+    return "\n".join(
+        [
+            f"# {name}: `{arch}` denoiser",
+            "",
+            *table,
+            "",
+            *(f"- {fact}" for fact in facts),
+            "",
+            "Use it:",
+            "",
+            USE.format(uri=uri),
+            "",
+        ]
+    )
+
+
+def card_tags(run) -> dict:
+    """Tags of the version: what to search the registry by."""
+    from daeflow.track.names import value
+
+    params, metrics = run.data.params, run.data.metrics
+    found = {
+        "arch": params.get("arch"),
+        "plugin": params.get("plugin.distribution"),
+        "data.sha256": run.data.tags.get("data.train.sha256"),
+        "data.dtype": params.get("data.dtype"),
+        "data.range": params.get("data.range"),
+        "precision": params.get("precision.policy"),
+        "test_psnr": value(metrics, "test_psnr"),
+        "test_ssim": value(metrics, "test_ssim"),
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def register_run(run_ref: str, name: str, alias: str | None = None):
+    """Register the model of a finished run (id, id prefix or name); a Registered."""
+    from daeflow.track import queries, registry
+
+    run = queries.find_run(run_ref)
+    if run.info.status != "FINISHED":
+        raise UsageError(
+            f"Run {run.info.run_id[:8]} is {run.info.status}, not FINISHED; register a "
+            "finished run (resume it with 'daeflow run --resume')."
+        )
+    params = run.data.params
+    baselines = queries.baselines_for(
+        run.data.tags.get("data.train.sha256", ""),
+        params.get("seed"),
+        params.get("data.val_fraction"),
+        params.get("data.test_fraction"),
+    )
+
+    def describe(registered) -> str:
+        return model_card(run, baselines, name, registered.uri)
+
+    return registry.register(run, name, describe, card_tags(run), alias)
+
+
+def best_child(parent_run_id: str, metric: str = "best_val_psnr") -> str:
+    """The finished child run of a sweep or study with the highest validation `metric`.
+
+    Chosen on validation scores, never on the test set (which each run uses once).
+    """
+    from daeflow.track import queries
+    from daeflow.track.names import value
+
+    children = [
+        run
+        for run in queries.child_runs(parent_run_id)
+        if run.info.status == "FINISHED" and value(run.data.metrics, metric) is not None
+    ]
+    if not children:
+        raise UsageError(
+            f"Run {parent_run_id[:8]} has no finished child run with {metric}; nothing to register."
+        )
+    return max(children, key=lambda run: value(run.data.metrics, metric)).info.run_id

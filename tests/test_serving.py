@@ -1,0 +1,200 @@
+"""From a run to a served model: the registry over a real `mlflow server`, the pyfunc on raw
+images, `mlflow models serve` answering like `daeflow denoise`, and exports checked against Keras.
+"""
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import Server, cli, free_port, one_error_line
+
+pytestmark = pytest.mark.slow
+NAME = "denoiser"
+
+
+def photo(dtype=np.uint8) -> np.ndarray:
+    """A real photograph (scikit-learn's sample), 96 x 128 x 3, noisy, in `dtype`."""
+    from sklearn.datasets import load_sample_images
+
+    image = load_sample_images().images[0][100:196, 200:328].astype(np.float64)
+    scale = 257.0 if dtype == np.uint16 else 1.0
+    noisy = image * scale + np.random.default_rng(1).normal(0, 25 * scale, image.shape)
+    return np.clip(np.rint(noisy), 0, 255 * scale).astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A tracking server; a run registered by `run --register`, again by `register --alias`."""
+    tmp = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{tmp}/server.db"]
+    command += ["--artifacts-destination", str(tmp / "artifacts")]
+    with open(tmp / "server.log", "ab") as log:
+        server = Server(command, port, log).start()
+        try:
+            uri = server.url
+            out = cli("run", "--epochs", "2", "--register", NAME, "--tracking-uri", uri).output
+            run_id = out.split("MLflow run ")[1].split()[0]
+            assert f"as models:/{NAME}/1." in out
+            done = cli("register", run_id[:8], "--name", NAME, "--alias", "champion",
+                       "--tracking-uri", uri)  # fmt: skip
+            assert f"models:/{NAME}@champion" in done.output
+            yield server, run_id, tmp
+        finally:
+            server.stop()
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.load(answer)
+
+
+def test_the_registered_model_has_versions_an_alias_and_a_model_card(registry):
+    server, run_id, _ = registry
+    api = f"{server.url}/api/2.0/mlflow"
+    model = get_json(f"{api}/registered-models/get?name={NAME}")["registered_model"]
+    assert model["aliases"] == [{"alias": "champion", "version": "2"}]
+    assert "model card" in model["description"]
+    for version in ("1", "2"):
+        found = get_json(f"{api}/model-versions/get?name={NAME}&version={version}")
+        entry = found["model_version"]
+        assert entry["run_id"] == run_id
+        card = entry["description"]
+        assert card.startswith(f"# {NAME}: `conv_baseline` denoiser")
+        assert "| this model |" in card and "| noisy input |" in card
+        assert "data range 255" in card and "SHA-256" in card and "precision" in card
+        tags = {t["key"]: t["value"] for t in entry["tags"]}
+        assert tags["arch"] == "conv_baseline" and tags["data.dtype"] == "uint8"
+        assert float(tags["test_psnr"]) > 0
+    assert f"models:/{NAME}@champion" in card
+
+
+def denoise_cli(image: np.ndarray, folder: Path, uri: str, tracking_uri: str) -> np.ndarray:
+    np.save(folder / "in.npy", image)
+    cli("denoise", folder / "in.npy", "-o", folder / "out.npy", "--model", uri,
+        "--tracking-uri", tracking_uri)  # fmt: skip
+    return np.load(folder / "out.npy")
+
+
+def test_the_pyfunc_takes_uint16_images_and_returns_uint16(registry, tmp_path, monkeypatch):
+    import mlflow
+
+    server, _, _ = registry
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    mlflow.set_tracking_uri(server.url)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    image = photo(np.uint16)
+    denoised = model.predict(image)
+    assert denoised.dtype == np.uint16 and denoised.shape == image.shape
+    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", server.url)
+    assert np.array_equal(denoised, expected)
+    # Smaller tiles give the same image: no seams.
+    tiled = model.predict(image, params={"tile": 32})
+    assert np.abs(tiled.astype(int) - expected).max() <= 1
+    # JSON gives int64: the dtype is named, or the model's training dtype is taken.
+    as_json = np.asarray(image.tolist())
+    assert np.array_equal(model.predict(as_json, params={"dtype": "uint16"}), expected)
+    as_uint8 = model.predict(np.asarray(photo().tolist()))
+    assert as_uint8.dtype == np.uint8
+
+
+@pytest.fixture(scope="module")
+def served(registry):
+    """`mlflow models serve -m models:/denoiser@champion --env-manager local` on 127.0.0.1."""
+    server, _, tmp = registry
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+               f"models:/{NAME}@champion", "--env-manager", "local",
+               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    bin_folder = str(Path(sys.executable).parent)  # where uvicorn is
+    os.environ["PATH"] = bin_folder + os.pathsep + os.environ["PATH"]
+    os.environ["MLFLOW_TRACKING_URI"] = server.url
+    try:
+        with open(tmp / "serve.log", "ab") as log:
+            scorer = Server(command, port, log).start()
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    yield scorer, server.url
+    scorer.stop()
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_the_served_model_answers_as_daeflow_denoise(served, tmp_path, dtype):
+    scorer, tracking_uri = served
+    image = photo(np.dtype(dtype).type)
+    body = json.dumps({"inputs": image.tolist(), "params": {"dtype": dtype}}).encode()
+    status, answer = post(scorer.url, body)
+    assert status == 200, answer
+    served_image = np.asarray(answer["predictions"])
+    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", tracking_uri)
+    assert served_image.shape == image.shape
+    assert np.array_equal(served_image, expected)
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        (b"{not json", "valid JSON"),
+        (b'{"inputs": "a string"}', "non-empty numeric"),
+        (b'{"inputs": [[1, 2], [3]]}', "inhomogeneous"),
+        (json.dumps({"inputs": np.zeros((4, 8, 8, 1)).tolist()}).encode(), "3-channel"),
+        (b'{"inputs": [[[1, 2, 3]]], "params": {"dtype": "int7"}}', "int7"),
+        (b'{"inputs": [[[-5, 2, 3]]], "params": {"dtype": "uint8"}}', "does not fit"),
+    ],
+)
+def test_a_malformed_request_gets_a_4xx_with_a_message(served, body, fragment):
+    scorer, _ = served
+    status, answer = post(scorer.url, body)
+    assert 400 <= status < 500, (status, answer)
+    assert fragment in answer["message"]
+    assert "Traceback" not in json.dumps(answer) and "stack_trace" not in answer
+
+
+@pytest.mark.parametrize("fmt, name", [("savedmodel", "exported"), ("onnx", "model.onnx")])
+def test_export_matches_keras_on_a_real_image(registry, tmp_path, fmt, name):
+    from daeflow.infer.loading import load_denoiser
+    from daeflow.workflow.export import run_exported
+
+    server, _, _ = registry
+    target = tmp_path / name
+    done = cli("export", f"models:/{NAME}@champion", "--format", fmt, "-o", target,
+               "--tracking-uri", server.url)  # fmt: skip
+    assert "differs from Keras's by at most" in done.output
+    image = (photo().astype(np.float32) / 255)[None]
+    denoiser = load_denoiser(f"models:/{NAME}@champion")
+    expected = np.asarray(denoiser.model.predict_on_batch(image))
+    actual, _ = run_exported(fmt, target, image)
+    assert np.abs(actual - expected).max() < 1e-4
+    metadata_file = (
+        target / "daeflow.json" if fmt == "savedmodel" else Path(f"{target}.daeflow.json")
+    )
+    metadata = json.loads(metadata_file.read_text())
+    assert metadata["data_range"] == 255 and metadata["tile_margin"] == 32
+    assert metadata["channels"] == 3 and metadata["data_dtype"] == "uint8"
+    if fmt == "onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
+        assert json.loads(props["daeflow.data_range"]) == 255
+    again = cli("export", f"models:/{NAME}@champion", "--format", fmt, "-o", target,
+                "--tracking-uri", server.url, code=2)  # fmt: skip
+    one_error_line(again, 2, "exists", "--force")
