@@ -9,8 +9,9 @@ Trains `residual_fast` on 64x64 patches of synthetic uint16 images (one short `d
    `mlflow.pyfunc.load_model("models:/bench@champion").predict(image)` on one uint16 image of
    that size: seconds and peak memory (bounded: it grows with the image, not the activations);
 2. `mlflow models serve -m models:/bench@champion --env-manager local` on 127.0.0.1, and for each
-   SIZE a SIZE x SIZE uint8 image posted as MLflow's JSON tensor body ({"inputs": ...,
-   "params": {"dtype": "uint8"}}): latency of REQUESTS sequential requests (after one warm-up),
+   SIZE a SIZE x SIZE uint8 image posted as MLflow's JSON tensor body ({"inputs": [[...]],
+   "params": {"dtype": "uint8"}}) and as a base64 .npy ({"inputs": "...", "params":
+   {"encoding": "npy_base64"}}): latency of REQUESTS sequential requests (after one warm-up),
    requests/s with 1 and 2 clients at once, and the in-process pyfunc time for the same image
    (the rest is JSON and HTTP).
 """
@@ -104,6 +105,20 @@ def requests_per_second(url: str, body: bytes, clients: int, each: int) -> float
     return clients * each / (time.perf_counter() - start)
 
 
+def bodies(image: np.ndarray) -> dict[str, bytes]:
+    """The request for `image` as JSON lists (MLflow's tensor format) and as a base64 .npy."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, image)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return {
+        "JSON lists": json.dumps({"inputs": image.tolist(), "params": {"dtype": "uint8"}}),
+        "npy_base64": json.dumps({"inputs": encoded, "params": {"encoding": "npy_base64"}}),
+    }
+
+
 def serve(folder: Path, sizes: list[int], count: int, env: dict) -> None:
     import mlflow
 
@@ -129,19 +144,21 @@ def serve(folder: Path, sizes: list[int], count: int, env: dict) -> None:
     try:
         for size in sizes:
             image = np.random.default_rng(2).integers(0, 256, (size, size), dtype=np.uint8)
-            body = json.dumps({"inputs": image.tolist(), "params": {"dtype": "uint8"}}).encode()
-            post(url, body)  # warm-up
-            latencies = sorted(post(url, body) for _ in range(count))
             local = min(_timed(model.predict, image) for _ in range(3))
-            two = requests_per_second(url, body, 2, max(1, count // 2))
-            p90 = latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))]
-            print(
-                f"{size}x{size} uint8 ({len(body) / 2**20:.1f} MiB JSON): latency median "
-                f"{statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, "
-                f"{1 / statistics.mean(latencies):.2f} requests/s with 1 client, {two:.2f} "
-                f"with 2; pyfunc predict in process {local * 1000:.0f} ms",
-                flush=True,
-            )
+            print(f"{size}x{size} uint8: pyfunc predict in process {local * 1000:.0f} ms")
+            for kind, text in bodies(image).items():
+                body = text.encode()
+                post(url, body)  # warm-up
+                latencies = sorted(post(url, body) for _ in range(count))
+                two = requests_per_second(url, body, 2, max(1, count // 2))
+                p90 = latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))]
+                print(
+                    f"{size}x{size} uint8, {kind} ({len(body) / 2**20:.1f} MiB): latency median "
+                    f"{statistics.median(latencies) * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, "
+                    f"{1 / statistics.mean(latencies):.2f} requests/s with 1 client, {two:.2f} "
+                    "with 2",
+                    flush=True,
+                )
     finally:
         os.killpg(server.pid, 15)
         server.wait()
@@ -158,6 +175,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 2048])
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--pyfunc-sizes", type=int, nargs="*", default=[2048, 8192])
+    parser.add_argument("--serve", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--arch", default="residual_fast")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,7 +186,8 @@ def main() -> None:
         train_and_register(folder, args.arch, store)
         for size in args.pyfunc_sizes:
             pyfunc_memory(folder, size, env)
-        serve(folder, args.sizes, args.requests, env)
+        if args.serve:
+            serve(folder, args.sizes, args.requests, env)
 
 
 if __name__ == "__main__":

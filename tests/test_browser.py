@@ -310,3 +310,20 @@ def test_report_html_loads_with_its_pictures(browser, ui, runs, run_name):
         assert len(loaded) == 2 and all(loaded), loaded  # probe grid and worst test images
         assert charts == (2 if run_name == "residual_fast" else 0)
         assert report.get_by_text("noisy input").count() >= 1
+
+
+def test_a_registered_version_shows_its_model_card(browser, ui, runs):
+    """`daeflow register` against the UI's server; the version page renders the card's table."""
+    from conftest import cli
+
+    _, infos = runs
+    run_id = infos["residual_fast"]["run_id"]
+    cli("register", run_id, "--name", "denoiser", "--alias", "champion", "--tracking-uri", ui.url)
+    page = visit(browser, f"{ui.url}/#/models/denoiser/versions/1")
+    cell = page.locator("table td", has_text="this model")
+    cell.wait_for(timeout=30_000)
+    dom = keep(page, "model-version")
+    assert page.locator("table td", has_text="noisy input").count() == 1
+    assert "champion" in dom and "residual_fast" in dom
+    box = cell.bounding_box()
+    assert box is not None and box["y"] < 1000, "the card's table is below the first screen"

@@ -150,6 +150,22 @@ def test_the_served_model_answers_as_daeflow_denoise(served, tmp_path, dtype):
     assert np.array_equal(served_image, expected)
 
 
+def test_a_base64_npy_request_gets_the_same_image_back_in_kind(served, tmp_path):
+    import base64
+    import io
+
+    scorer, tracking_uri = served
+    image, buffer = photo(np.uint16), io.BytesIO()
+    np.save(buffer, image)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    body = json.dumps({"inputs": encoded, "params": {"encoding": "npy_base64"}}).encode()
+    status, answer = post(scorer.url, body)
+    assert status == 200, answer
+    served_image = np.load(io.BytesIO(base64.b64decode(answer["predictions"])))
+    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", tracking_uri)
+    assert served_image.dtype == np.uint16 and np.array_equal(served_image, expected)
+
+
 @pytest.mark.parametrize(
     "body, fragment",
     [
@@ -159,6 +175,8 @@ def test_the_served_model_answers_as_daeflow_denoise(served, tmp_path, dtype):
         (json.dumps({"inputs": np.zeros((4, 8, 8, 1)).tolist()}).encode(), "3-channel"),
         (b'{"inputs": [[[1, 2, 3]]], "params": {"dtype": "int7"}}', "int7"),
         (b'{"inputs": [[[-5, 2, 3]]], "params": {"dtype": "uint8"}}', "does not fit"),
+        (b'{"inputs": "bm90IG5weQ==", "params": {"encoding": "npy_base64"}}', "not a base64"),
+        (b'{"inputs": [[[1, 2, 3]]], "params": {"encoding": "png"}}', "'encoding' must be"),
     ],
 )
 def test_a_malformed_request_gets_a_4xx_with_a_message(served, body, fragment):

@@ -9,7 +9,9 @@ from daeflow.cli.common import TrackingUri, app, guarded
 
 ModelUri = Annotated[
     str,
-    typer.Option("--model", help="runs:/<id>/model, models:/<name>/<version> or a local path."),
+    typer.Option(
+        "--model", help="runs:/<id>/model, models:/<name>@<alias>, models:/<name>/<n>, a path."
+    ),
 ]
 SelfEnsemble = Annotated[
     bool,

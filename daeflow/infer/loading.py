@@ -42,7 +42,7 @@ def load_denoiser(uri: str) -> Denoiser:
     if not path.exists():
         if "://" not in uri and not uri.startswith(("models:/", "runs:/")):
             raise ModelLoadError(
-                f"Model not found: {uri}. Pass runs:/<run id>/model, models:/<name>/<version> "
+                f"Model not found: {uri}. Pass runs:/<run id>/model, models:/<name>@<alias> "
                 "or a local model folder or .keras file."
             )
         path = queries.local_model_path(uri)

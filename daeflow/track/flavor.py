@@ -37,6 +37,7 @@ PYFUNC_PARAMS = (  # name, MLflow type, default, meaning
     ("data_range", "double", None, "full-scale value (default: the model's, else the dtype's)"),
     ("tile", "long", 1024, "tile core size in pixels"),
     ("margin", "long", 32, "context around each tile, wider than the receptive field"),
+    ("encoding", "string", "", "npy_base64: input and output as base64 .npy files, not lists"),
 )
 
 
