@@ -16,6 +16,7 @@ def test_registering_an_unknown_run_is_refused(tracking_uri):
 
 
 def test_registering_a_failed_run_or_one_without_a_model_is_refused(tracking_uri):
+    mlflow.set_experiment("registry-refusals")
     with mlflow.start_run() as failed:
         pass
     mlflow.MlflowClient().set_terminated(failed.info.run_id, "FAILED")

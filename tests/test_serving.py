@@ -1,9 +1,12 @@
-"""From a run to a served model: the registry over a real `mlflow server`, the pyfunc on raw
+"""From a run to a served model: the registry through a real `mlflow server`, the pyfunc on raw
 images, `mlflow models serve` answering like `daeflow denoise`, and exports checked against Keras.
 """
 
+import base64
+import io
 import json
 import os
+import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -14,7 +17,7 @@ import pytest
 
 from tests.conftest import Server, cli, free_port, one_error_line
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]  # its servers, once
 NAME = "denoiser"
 
 
@@ -29,27 +32,30 @@ def photo(dtype=np.uint8) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """A tracking server; a run registered by `run --register`, again by `register --alias`."""
-    tmp = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", "1"]
-    command += ["--backend-store-uri", f"sqlite:///{tmp}/server.db"]
-    command += ["--artifacts-destination", str(tmp / "artifacts")]
-    with open(tmp / "server.log", "ab") as log:
-        server = Server(command, port, log).start()
+def registry(tmp_path_factory, migrated_store):
+    """A store where `run --register` made version 1 and `register --alias` version 2.
+
+    Built once per worker, kept on disk: xdist may tear module fixtures down between
+    batches of tests, and training and registering cost 20-30 s.
+    """
+    tmp = tmp_path_factory.getbasetemp() / "serving"
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    if not (tmp / "run_id").is_file():
+        tmp.mkdir(exist_ok=True)
+        shutil.copy(migrated_store, tmp / "mlflow.db")
+        here = os.getcwd()
+        os.chdir(tmp)  # MLflow's local artifacts go beside the store
         try:
-            uri = server.url
             out = cli("run", "--epochs", "2", "--register", NAME, "--tracking-uri", uri).output
             run_id = out.split("MLflow run ")[1].split()[0]
             assert f"as models:/{NAME}/1." in out
             done = cli("register", run_id[:8], "--name", NAME, "--alias", "champion",
                        "--tracking-uri", uri)  # fmt: skip
             assert f"models:/{NAME}@champion" in done.output
-            yield server, run_id, tmp
         finally:
-            server.stop()
+            os.chdir(here)
+        (tmp / "run_id").write_text(run_id)
+    return uri, (tmp / "run_id").read_text(), tmp
 
 
 def get_json(url: str) -> dict:
@@ -58,8 +64,20 @@ def get_json(url: str) -> dict:
 
 
 def test_the_registered_model_has_versions_an_alias_and_a_model_card(registry):
-    server, run_id, _ = registry
-    api = f"{server.url}/api/2.0/mlflow"
+    """Through a real `mlflow server`'s REST API, as the MLflow UI reads it."""
+    uri, run_id, tmp = registry
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1", "--backend-store-uri", uri]
+    with open(tmp / "server.log", "ab") as log:
+        server = Server(command, port, log).start()
+        try:
+            check_registry_over_rest(f"{server.url}/api/2.0/mlflow", run_id)
+        finally:
+            server.stop()
+
+
+def check_registry_over_rest(api: str, run_id: str) -> None:
     model = get_json(f"{api}/registered-models/get?name={NAME}")["registered_model"]
     assert model["aliases"] == [{"alias": "champion", "version": "2"}]
     assert "model card" in model["description"]
@@ -87,14 +105,14 @@ def denoise_cli(image: np.ndarray, folder: Path, uri: str, tracking_uri: str) ->
 def test_the_pyfunc_takes_uint16_images_and_returns_uint16(registry, tmp_path, monkeypatch):
     import mlflow
 
-    server, _, _ = registry
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    mlflow.set_tracking_uri(server.url)
+    uri, _, _ = registry
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     image = photo(np.uint16)
     denoised = model.predict(image)
     assert denoised.dtype == np.uint16 and denoised.shape == image.shape
-    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", server.url)
+    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", uri)
     assert np.array_equal(denoised, expected)
     # Smaller tiles give the same image: no seams.
     tiled = model.predict(image, params={"tile": 32})
@@ -104,26 +122,6 @@ def test_the_pyfunc_takes_uint16_images_and_returns_uint16(registry, tmp_path, m
     assert np.array_equal(model.predict(as_json, params={"dtype": "uint16"}), expected)
     as_uint8 = model.predict(np.asarray(photo().tolist()))
     assert as_uint8.dtype == np.uint8
-
-
-@pytest.fixture(scope="module")
-def served(registry):
-    """`mlflow models serve -m models:/denoiser@champion --env-manager local` on 127.0.0.1."""
-    server, _, tmp = registry
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-               f"models:/{NAME}@champion", "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
-    bin_folder = str(Path(sys.executable).parent)  # where uvicorn is
-    os.environ["PATH"] = bin_folder + os.pathsep + os.environ["PATH"]
-    os.environ["MLFLOW_TRACKING_URI"] = server.url
-    try:
-        with open(tmp / "serve.log", "ab") as log:
-            scorer = Server(command, port, log).start()
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
-    yield scorer, server.url
-    scorer.stop()
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
@@ -137,54 +135,61 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
-def test_the_served_model_answers_as_daeflow_denoise(served, tmp_path, dtype):
-    scorer, tracking_uri = served
-    image = photo(np.dtype(dtype).type)
-    body = json.dumps({"inputs": image.tolist(), "params": {"dtype": dtype}}).encode()
-    status, answer = post(scorer.url, body)
-    assert status == 200, answer
-    served_image = np.asarray(answer["predictions"])
-    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", tracking_uri)
-    assert served_image.shape == image.shape
-    assert np.array_equal(served_image, expected)
-
-
-def test_a_base64_npy_request_gets_the_same_image_back_in_kind(served, tmp_path):
-    import base64
-    import io
-
-    scorer, tracking_uri = served
-    image, buffer = photo(np.uint16), io.BytesIO()
+def npy_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
     np.save(buffer, image)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    body = json.dumps({"inputs": encoded, "params": {"encoding": "npy_base64"}}).encode()
-    status, answer = post(scorer.url, body)
-    assert status == 200, answer
-    served_image = np.load(io.BytesIO(base64.b64decode(answer["predictions"])))
-    expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", tracking_uri)
-    assert served_image.dtype == np.uint16 and np.array_equal(served_image, expected)
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
-@pytest.mark.parametrize(
-    "body, fragment",
-    [
-        (b"{not json", "valid JSON"),
-        (b'{"inputs": "a string"}', "non-empty numeric"),
-        (b'{"inputs": [[1, 2], [3]]}', "inhomogeneous"),
-        (json.dumps({"inputs": np.zeros((4, 8, 8, 1)).tolist()}).encode(), "3-channel"),
-        (b'{"inputs": [[[1, 2, 3]]], "params": {"dtype": "int7"}}', "int7"),
-        (b'{"inputs": [[[-5, 2, 3]]], "params": {"dtype": "uint8"}}', "does not fit"),
-        (b'{"inputs": "bm90IG5weQ==", "params": {"encoding": "npy_base64"}}', "not a base64"),
-        (b'{"inputs": [[[1, 2, 3]]], "params": {"encoding": "png"}}', "'encoding' must be"),
-    ],
-)
-def test_a_malformed_request_gets_a_4xx_with_a_message(served, body, fragment):
-    scorer, _ = served
-    status, answer = post(scorer.url, body)
-    assert 400 <= status < 500, (status, answer)
-    assert fragment in answer["message"]
-    assert "Traceback" not in json.dumps(answer) and "stack_trace" not in answer
+MALFORMED = [
+    (b"{not json", "valid JSON"),
+    (b'{"inputs": "a string"}', "non-empty numeric"),
+    (b'{"inputs": [[1, 2], [3]]}', "inhomogeneous"),
+    (json.dumps({"inputs": np.zeros((4, 8, 8, 1)).tolist()}).encode(), "3-channel"),
+    (b'{"inputs": [[[1, 2, 3]]], "params": {"dtype": "int7"}}', "int7"),
+    (b'{"inputs": [[[-5, 2, 3]]], "params": {"dtype": "uint8"}}', "does not fit"),
+    (b'{"inputs": "bm90IG5weQ==", "params": {"encoding": "npy_base64"}}', "not a base64"),
+    (b'{"inputs": [[[1, 2, 3]]], "params": {"encoding": "png"}}', "'encoding' must be"),
+]
+
+
+def test_mlflow_models_serve_answers_as_daeflow_denoise(registry, tmp_path, monkeypatch):
+    """`mlflow models serve -m models:/denoiser@champion --env-manager local` on 127.0.0.1:
+    uint8 and uint16 images as MLflow's JSON tensors and as a base64 .npy give what
+    `daeflow denoise` gives, bit for bit; malformed requests get a 4xx with a message."""
+    uri, _, tmp = registry
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+               f"models:/{NAME}@champion", "--env-manager", "local",
+               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    bin_folder = str(Path(sys.executable).parent)  # where uvicorn is
+    monkeypatch.setenv("PATH", bin_folder + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with open(tmp / "serve.log", "ab") as log:
+        scorer = Server(command, port, log).start()
+    try:
+        for dtype in (np.uint8, np.uint16):
+            image = photo(dtype)
+            expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", uri)
+            params = {"dtype": np.dtype(dtype).name}
+            status, answer = post(
+                scorer.url, json.dumps({"inputs": image.tolist(), "params": params}).encode()
+            )
+            assert status == 200, answer
+            served = np.asarray(answer["predictions"])
+            assert served.shape == image.shape and np.array_equal(served, expected), dtype
+            body = {"inputs": npy_base64(image), "params": {"encoding": "npy_base64"}}
+            status, answer = post(scorer.url, json.dumps(body).encode())
+            assert status == 200, answer
+            served = np.load(io.BytesIO(base64.b64decode(answer["predictions"])))
+            assert served.dtype == dtype and np.array_equal(served, expected), dtype
+        for body, fragment in MALFORMED:
+            status, answer = post(scorer.url, body)
+            assert 400 <= status < 500, (body[:40], status, answer)
+            assert fragment in answer["message"], (fragment, answer["message"][:300])
+            assert "Traceback" not in json.dumps(answer) and "stack_trace" not in answer
+    finally:
+        scorer.stop()
 
 
 @pytest.mark.parametrize("fmt, name", [("savedmodel", "exported"), ("onnx", "model.onnx")])
@@ -192,10 +197,10 @@ def test_export_matches_keras_on_a_real_image(registry, tmp_path, fmt, name):
     from daeflow.infer.loading import load_denoiser
     from daeflow.workflow.export import run_exported
 
-    server, _, _ = registry
+    uri, _, _ = registry
     target = tmp_path / name
     done = cli("export", f"models:/{NAME}@champion", "--format", fmt, "-o", target,
-               "--tracking-uri", server.url)  # fmt: skip
+               "--tracking-uri", uri)  # fmt: skip
     assert "differs from Keras's by at most" in done.output
     image = (photo().astype(np.float32) / 255)[None]
     denoiser = load_denoiser(f"models:/{NAME}@champion")
@@ -214,5 +219,5 @@ def test_export_matches_keras_on_a_real_image(registry, tmp_path, fmt, name):
         props = {p.key: p.value for p in onnx.load(str(target)).metadata_props}
         assert json.loads(props["daeflow.data_range"]) == 255
     again = cli("export", f"models:/{NAME}@champion", "--format", fmt, "-o", target,
-                "--tracking-uri", server.url, code=2)  # fmt: skip
+                "--tracking-uri", uri, code=2)  # fmt: skip
     one_error_line(again, 2, "exists", "--force")
