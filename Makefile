@@ -21,10 +21,10 @@ lint: $(STAMP)  ## ruff: lint and format check
 	$(BIN)/ruff format --check $(SOURCES)
 
 test: lint  ## Lint, then the whole test suite (CI)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 test-fast: lint  ## Lint, then the tests that train no model (the edit loop)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow and not browser"
 
 example-store: $(STAMP)  ## Rebuild mlruns.example/, the demo store for 'daeflow ui --store mlruns.example'
 	$(BIN)/python scripts/make_example_store.py

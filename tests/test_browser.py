@@ -34,7 +34,7 @@ def example_store():
     return module
 
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]  # one server, one worker
+pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE = ROOT / "mlruns.example"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Server, cli, free_port, one_error_line
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serving")]  # its servers, once
+pytestmark = pytest.mark.slow
 NAME = "denoiser"
 
 
@@ -35,26 +35,31 @@ def photo(dtype=np.uint8) -> np.ndarray:
 def registry(tmp_path_factory, migrated_store):
     """A store where `run --register` made version 1 and `register --alias` version 2.
 
-    Built once per worker, kept on disk: xdist may tear module fixtures down between
-    batches of tests, and training and registering cost 20-30 s.
+    Built once for all xdist workers (the first takes a lock, the others wait and share it):
+    training and registering cost 20-30 s, and module fixtures may be built per worker.
     """
-    tmp = tmp_path_factory.getbasetemp() / "serving"
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    tmp = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "serving"
     uri = f"sqlite:///{tmp}/mlflow.db"
-    if not (tmp / "run_id").is_file():
-        tmp.mkdir(exist_ok=True)
-        shutil.copy(migrated_store, tmp / "mlflow.db")
-        here = os.getcwd()
-        os.chdir(tmp)  # MLflow's local artifacts go beside the store
-        try:
-            out = cli("run", "--epochs", "2", "--register", NAME, "--tracking-uri", uri).output
-            run_id = out.split("MLflow run ")[1].split()[0]
-            assert f"as models:/{NAME}/1." in out
-            done = cli("register", run_id[:8], "--name", NAME, "--alias", "champion",
-                       "--tracking-uri", uri)  # fmt: skip
-            assert f"models:/{NAME}@champion" in done.output
-        finally:
-            os.chdir(here)
-        (tmp / "run_id").write_text(run_id)
+    tmp.mkdir(exist_ok=True)
+    with open(tmp / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (tmp / "run_id").is_file():
+            shutil.copy(migrated_store, tmp / "mlflow.db")
+            here = os.getcwd()
+            os.chdir(tmp)  # MLflow's local artifacts go beside the store
+            try:
+                out = cli("run", "--epochs", "2", "--register", NAME, "--tracking-uri", uri).output
+                run_id = out.split("MLflow run ")[1].split()[0]
+                assert f"as models:/{NAME}/1." in out
+                done = cli("register", run_id[:8], "--name", NAME, "--alias", "champion",
+                           "--tracking-uri", uri)  # fmt: skip
+                assert f"models:/{NAME}@champion" in done.output
+            finally:
+                os.chdir(here)
+            (tmp / "run_id").write_text(run_id)
     return uri, (tmp / "run_id").read_text(), tmp
 
 

@@ -36,8 +36,10 @@ def only_run(tracking_uri):
     return runs[0]
 
 
+# The default, one with a size multiple (pooling) and the quality benchmark's: the logging
+# code is the same for every architecture, and the conformance kit reloads each of them.
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", BUILTINS)
+@pytest.mark.parametrize("arch", ["conv_baseline", "conv_transpose", "residual_fast"])
 def test_run_logs_everything_and_model_reloads(arch, tracking_uri, pair_files, tmp_path):
     clean, noisy = pair_files(n=24, size=16)
     result = run_cli(
