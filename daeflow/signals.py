@@ -27,28 +27,37 @@ def sigterm_raises(message: str = "Stopped by signal SIGTERM."):
 class StopSignals:
     """While a piece of work runs, the first Ctrl-C raises KeyboardInterrupt and the first
     SIGTERM raises Interrupted(message); from then on (or from `stopping()`), further ones
-    are only acknowledged, so that the work can finish closing what it must."""
+    are only acknowledged, so that the work can finish closing what it must.
+
+    A signal handler raises in whatever Python code runs at that moment; if that is a
+    `__del__` or a finalizer, Python prints the exception and drops it. The stop is kept
+    in `requested` so that the work's own checkpoints (`raise_requested_stop`) raise it.
+    """
 
     def __init__(self, message: str = "Stopped by signal SIGTERM."):
         self.message, self.previous, self.write = message, {}, None
         self.acknowledgement = "Stopping; one moment."
+        self.requested: BaseException | None = None
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
             signals = (signal.SIGINT, signal.SIGTERM)
             self.previous = {s: signal.signal(s, self._first) for s in signals}
+        _open.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
+        _open.remove(self)
         for number, handler in self.previous.items():
             signal.signal(number, handler)
         self.previous = {}
 
     def _first(self, signum, frame):
         self.stopping()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Interrupted(self.message)
+        self.requested = (
+            KeyboardInterrupt() if signum == signal.SIGINT else Interrupted(self.message)
+        )
+        raise self.requested
 
     def _acknowledge(self, signum, frame):
         if self.write is not None:
@@ -62,3 +71,19 @@ class StopSignals:
             self.write = write
         for number in self.previous:
             signal.signal(number, self._acknowledge)
+
+
+_open: list[StopSignals] = []  # those entered and not yet left, innermost last
+
+
+def innermost() -> StopSignals | None:
+    """The StopSignals of the work running now, if any."""
+    return _open[-1] if _open else None
+
+
+def raise_requested_stop() -> None:
+    """Raise the stop a signal asked for, if the code it landed in swallowed it."""
+    stops = innermost()
+    if stops is not None and stops.requested is not None:
+        requested, stops.requested = stops.requested, None
+        raise requested

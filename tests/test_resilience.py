@@ -99,7 +99,7 @@ def test_a_stopped_run_keeps_its_best_model_and_resumes(signals, tracking_uri, p
         time.sleep(0.3)
     code, stderr = process.finish()
 
-    assert code == 130
+    assert code == 130, stderr[-3000:]
     (line,) = error_lines(stderr)
     name = "SIGTERM" if signals[0] == signal.SIGTERM else "Ctrl-C"
     done = int(re.search(rf"Stopped by {name} after epoch (\d+);", line).group(1))
@@ -264,3 +264,35 @@ def test_a_run_ends_finished_when_its_server_restarts_as_it_ends(mlflow_server, 
         restart.join()
     status = mlflow.MlflowClient(mlflow_server.url).get_run(run.info.run_id).info.status
     assert status == "FINISHED"
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_swallowed_where_the_signal_landed_still_stops_training(number):
+    # A handler raises in whatever runs when the signal comes: in a __del__ or a finalizer,
+    # Python prints the exception and goes on. The trainer must stop all the same.
+    import keras
+    import numpy as np
+
+    from daeflow.errors import Interrupted
+    from daeflow.signals import StopSignals
+    from daeflow.train.callbacks import SignalCheck
+
+    class Swallowing(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                try:
+                    signal.raise_signal(number)
+                    time.sleep(0.05)
+                except BaseException:
+                    pass
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.zeros((8, 4), "float32")
+    history = keras.callbacks.History()
+    expected = KeyboardInterrupt if number == signal.SIGINT else Interrupted
+    with StopSignals(), pytest.raises(expected):
+        model.fit(
+            x, x[:, :1], epochs=20, verbose=0, callbacks=[Swallowing(), SignalCheck(), history]
+        )
+    assert history.epoch == [0]  # stopped at the end of the second epoch, before History

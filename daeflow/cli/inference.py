@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from daeflow.cli.common import TrackingUri, app, guarded
+from daeflow.tiles import MARGIN, TILE
 
 ModelUri = Annotated[
     str,
@@ -44,10 +45,10 @@ def denoise(
     ],
     model: ModelUri,
     data_range: DataRange = None,
-    tile: Annotated[int, typer.Option(min=16, help="Tile core size in pixels.")] = 1024,
+    tile: Annotated[int, typer.Option(min=16, help="Tile core size in pixels.")] = TILE,
     margin: Annotated[
         int, typer.Option(min=0, help="Context around each tile, wider than the receptive field.")
-    ] = 32,
+    ] = MARGIN,
     self_ensemble: SelfEnsemble = False,
     precision: Precision = "float32",
     tracking_uri: TrackingUri = None,

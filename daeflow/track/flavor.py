@@ -26,18 +26,19 @@ import numpy as np
 
 from daeflow.backend import load_keras_file, walk_layers
 from daeflow.errors import ModelLoadError
+from daeflow.tiles import MARGIN, TILE
 
 FLAVOR_MODULE = "daeflow.mlflow_flavor"
 LOADERS = (FLAVOR_MODULE, "mlflow.keras")
 # What the pyfunc of models logged since daeflow 0.2 takes (metadata "pyfunc_input");
 # older models take float32 (N, H, W, C) images on [0, 1].
 OWN_SCALE = "images in their own dtype and range"
-PYFUNC_PARAMS = (  # name, MLflow type, default, meaning
-    ("dtype", "string", "", "uint8, uint16, float32 or float64: the input's dtype (for JSON)"),
-    ("data_range", "double", None, "full-scale value (default: the model's, else the dtype's)"),
-    ("tile", "long", 1024, "tile core size in pixels"),
-    ("margin", "long", 32, "context around each tile, wider than the receptive field"),
-    ("encoding", "string", "", "npy_base64: input and output as base64 .npy files, not lists"),
+PYFUNC_PARAMS = (  # name, MLflow type, default
+    ("dtype", "string", ""),  # uint8, uint16, float32 or float64: the input's dtype (for JSON)
+    ("data_range", "double", None),  # full scale (default: the model's, else the dtype's)
+    ("tile", "long", TILE),  # tile core size in pixels
+    ("margin", "long", MARGIN),  # context around each tile, wider than the receptive field
+    ("encoding", "string", ""),  # npy_base64: input and output as base64 .npy, not lists
 )
 
 
@@ -242,7 +243,7 @@ def model_signature():
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec
 
-    params = [ParamSpec(name, kind, default) for name, kind, default, _ in PYFUNC_PARAMS]
+    params = [ParamSpec(name, kind, default) for name, kind, default in PYFUNC_PARAMS]
     return ModelSignature(inputs=None, outputs=None, params=ParamSchema(params))
 
 
@@ -271,7 +272,7 @@ def _model_kwargs(model, metadata: dict, plugin_distribution: str) -> dict:
             "plugin_distribution": plugin_distribution,
             "pyfunc_input": OWN_SCALE,
             "channels": int(model.input_shape[-1]),
-            "tile_margin": PYFUNC_PARAMS[3][2],
+            "tile_margin": MARGIN,
         },
     }
 

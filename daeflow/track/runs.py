@@ -7,7 +7,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from daeflow.errors import Interrupted
-from daeflow.signals import StopSignals
+from daeflow.signals import StopSignals, innermost
 from daeflow.track.store import check_artifact_location, quiet, when_back
 
 KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
@@ -39,7 +39,6 @@ def tracked_run(
         run = mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
     # The first SIGTERM or Ctrl-C stops the work; later ones cannot leave the run RUNNING.
     with StopSignals("Stopped by signal SIGTERM; the run is marked KILLED.") as stops:
-        _stops.append(stops)
         try:
             # A failed background artifact upload surfaces as the exception: no ERROR line.
             with quiet("mlflow.utils.async_logging", below=logging.CRITICAL):
@@ -57,8 +56,6 @@ def tracked_run(
         else:
             stops.stopping()
             end_run(run.info.run_id, "FINISHED", END_WAIT)
-        finally:
-            _stops.pop()
 
 
 def end_run(run_id: str, status: str, patience: float = 0.0) -> None:
@@ -76,7 +73,6 @@ def end_run(run_id: str, status: str, patience: float = 0.0) -> None:
 
 
 END_WAIT = 120.0  # seconds to wait for a server that is away when a run ends
-_stops: list[StopSignals] = []  # those of the runs open now, innermost last
 
 
 def mark_model_training(experiment) -> None:
@@ -104,9 +100,10 @@ def active_run_id() -> str:
 
 def begin_shutdown(write=print) -> None:
     """The run is being stopped: further Ctrl-C and SIGTERM only say so, until it is KILLED."""
-    if _stops:
+    stops = innermost()
+    if stops is not None:
         saying = "Stopping: saving what the run has; it is marked KILLED when done."
-        _stops[-1].stopping(saying, write)
+        stops.stopping(saying, write)
 
 
 def set_tag_of(run_id: str, key: str, value: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from daeflow.backend import load_keras
 from daeflow.errors import TrainingError
 from daeflow.infer.evaluation import evaluate
+from daeflow.signals import raise_requested_stop
 
 keras = load_keras()
 
@@ -40,6 +41,17 @@ class TrainingState:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingState":
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+class SignalCheck(keras.callbacks.Callback):
+    """Stops training for a Ctrl-C or SIGTERM whose exception was swallowed where it landed."""
+
+    # A batch-end hook would make Keras wait for each batch's loss: batch begin costs nothing.
+    def on_train_batch_begin(self, batch, logs=None):
+        raise_requested_stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise_requested_stop()
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -51,7 +51,8 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
     bookkeeper = cb.Bookkeeper(state, options.early_stopping)
     budget = cb.TimeBudget(options.time_budget, bookkeeper) if options.time_budget else None
     chain = [
-        cb.EpochTimer(state),  # first, so it stops the clock before validation starts
+        cb.SignalCheck(),
+        cb.EpochTimer(state),  # stops the clock before validation starts
         cb.Validator(val.source, val.indices, options.batch_size, multiple),
         cb.StopOnNaN(options.learning_rate),
     ]

@@ -10,6 +10,7 @@ import numpy as np
 from daeflow.data.arrays import load_array
 from daeflow.errors import UsageError
 from daeflow.signals import sigterm_raises
+from daeflow.tiles import MARGIN, TILE
 
 
 @dataclass
@@ -82,8 +83,8 @@ def denoise_file(
     output,
     model_uri: str,
     data_range: float | None = None,
-    tile: int = 1024,
-    margin: int = 32,
+    tile: int = TILE,
+    margin: int = MARGIN,
     self_ensemble: bool = False,
     tracking_uri: str | None = None,
     write=print,
