@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).parent.parent / "daeflow"
 # Lowest first; a module may import from its own unit and from units in lower layers.
 LAYERS = (
     ("errors",),
-    ("backend", "signals"),
+    ("backend", "signals", "tiles"),
     ("precision",),
     ("plugin",),  # with daeflow/__init__.py, which re-exports the plugin API
     ("config", "architectures"),

@@ -202,16 +202,16 @@ def test_a_full_disk_at_the_end_keeps_the_model_for_sync(tracking_uri, pair_file
     assert not kept.exists()
 
 
-def test_three_first_runs_on_a_fresh_sqlite_store_all_finish(tmp_path, pair_files):
+def test_four_first_runs_on_a_fresh_sqlite_store_all_finish(tmp_path, pair_files):
     """They would race MLflow's schema migration; daeflow creates the schema once, locked."""
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     args = [*data_args(pair_files), "--epochs", "1", "--tracking-uri", uri]
-    processes = [Process("run", *args, cwd=tmp_path) for _ in range(3)]
+    processes = [Process("run", *args, cwd=tmp_path) for _ in range(4)]
     results = [p.finish() for p in processes]
-    assert [code for code, _ in results] == [0] * 3, results
+    assert [code for code, _ in results] == [0] * 4, results
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
 
 
 def test_eight_runs_into_a_postgresql_server_restarted_midway(team_server, pair_files, tmp_path):
