@@ -186,16 +186,20 @@ def _patches(seed, images, size: int, repeats: int, image_shape, augment: bool):
         rows, columns = tops[..., None] + span, lefts[..., None] + span  # (n, repeats, size)
     count = shape[0] * repeats
     mixed = tf.random.experimental.stateless_shuffle(tf.range(count), _fold(seed, 9))
-    swap = tf.gather(tf.reshape(transpose, [-1]), mixed)[:, None, None, None] == 1
+    # Patch k of the output is patch mixed[k] of the group, read pixel by pixel through one
+    # index into the flattened images: crop, flips, transposition and shuffle in one gather.
+    rows = tf.gather(tf.reshape(rows, [count, size]), mixed)
+    columns = tf.gather(tf.reshape(columns, [count, size]), mixed)
+    offsets = (mixed // repeats) * (height * width)
+    index = rows[:, :, None] * width + columns[:, None, :]
+    if augment:
+        swap = tf.gather(tf.reshape(transpose, [-1]), mixed)[:, None, None] == 1
+        index = tf.where(swap, tf.transpose(index, [0, 2, 1]), index)
+    index += offsets[:, None, None]
     cut = []
-    for image in images:  # (n, H, W, C) -> (n, repeats, size, size, C) -> (count, ...)
-        patches = tf.gather(image, rows, axis=1, batch_dims=1)
-        patches = tf.gather(patches, columns, axis=3, batch_dims=2)
-        patches = tf.reshape(patches, [count, size, size, image.shape[-1]])
-        patches = tf.cast(tf.gather(patches, mixed), tf.float32)
-        if augment:
-            patches = tf.where(swap, tf.transpose(patches, [0, 2, 1, 3]), patches)
-        cut.append(patches)
+    for image in images:  # (n, H, W, C) -> (count, size, size, C)
+        flat = tf.reshape(image, [-1, image.shape[-1]])
+        cut.append(tf.cast(tf.gather(flat, index), tf.float32))
     return cut
 
 
