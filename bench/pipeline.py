@@ -75,6 +75,41 @@ def training_rate(batch_size: int, patch: int, steps: int) -> float:
     return steps * batch_size / (time.perf_counter() - start)
 
 
+def group_costs(source, patch: int, repeats: int, calls: int = 200) -> None:
+    """Milliseconds per group of GROUP_IMAGES images for the steps of the pieces stage, each
+    a tf.function called alone: where the pipeline's time goes."""
+    import tensorflow as tf
+
+    from daeflow.train.pipeline import GROUP_IMAGES, _patches, _pieces
+
+    count = GROUP_IMAGES * repeats
+    group = tf.range(GROUP_IMAGES, dtype=tf.int64)
+    images = tf.constant(source.clean.array[:GROUP_IMAGES])
+    seed = tf.constant([0, 1], tf.int64)
+    pieces = _pieces(source, 0, patch, repeats, True)
+    steps = {
+        "read + crops + flips + noise (all)": lambda: pieces(tf.constant(0, tf.int64), 0, group),
+        "crops + flips (one gather)": lambda: _patches(
+            seed, [images], patch, repeats, source.image_shape, True
+        ),
+        "Gaussian noise draws": lambda: source.noise.graph_apply(
+            tf.zeros([count, patch, patch, 1]), seed, source.noise_params, 255.0
+        ),
+    }
+    print(f"\nper group of {GROUP_IMAGES} images ({count} patches), median of 3 x {calls} calls")
+    for name, step in steps.items():
+        function = tf.function(step)
+        function()
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(calls):
+                function()
+            times.append((time.perf_counter() - start) / calls)
+        seconds = statistics.median(times)
+        print(f"{name:<36} {seconds * 1e3:6.2f} ms  ({count / seconds:>9,.0f} patches/s alone)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=16)
@@ -83,6 +118,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=60)
+    parser.add_argument(
+        "--stages", action="store_true", help="also time each step of one group's pieces"
+    )
     args = parser.parse_args()
     print_machine()
 
@@ -133,6 +171,9 @@ def main() -> None:
                 print(f"{name:<28} {what:<26} {pieces:>9,.0f}", flush=True)
                 if patch and name.startswith("synthetic"):
                     best_patches = pieces
+        if args.stages:
+            synthetic = sources["synthetic Gaussian noise"]
+            group_costs(synthetic, args.patch_size, args.patches_per_image)
     steps = training_rate(args.batch_size, args.patch_size, args.train_steps)
     print(
         f"\nresidual_fast training, float32, batch {args.batch_size}, "

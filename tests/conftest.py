@@ -16,18 +16,6 @@ import pytest  # noqa: E402
 
 from daeflow.plugin.manager import reset_plugins  # noqa: E402
 
-# The modules with the longest tests first: xdist's two workers then share out the short
-# ones at the end and finish together, instead of one waiting for the other's last long test.
-LONGEST_FIRST = (
-    "test_resilience.py", "test_tune.py", "test_precision.py", "test_example_plugin.py",
-    "test_training.py", "test_serving.py", "test_cockpit.py", "test_browser.py",
-)  # fmt: skip
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: number for number, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
 
 @pytest.fixture(autouse=True)
 def builtin_plugins_only(monkeypatch):
