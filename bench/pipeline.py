@@ -6,7 +6,9 @@ synthetic Gaussian noise (sigma 25) drawn in the graph; each with 40x40 patches 
 flips and rotations) and with whole images. Data: train400 (400 grayscale 180x180 photos) from
 ../shared/data when present, else random images of that shape. Each figure is the median of
 --repeats timings of --batches batches after one warm-up batch; the pipeline is drained by a
-tf.data reduce, so no Python runs per batch.
+tf.data reduce, so no Python runs per batch. The CPU microseconds each piece cost (all
+threads) are printed too: on a shared host they move less than the wall-time rate, and two
+cores' worth of them bound the rate from above.
 
     .venv/bin/python bench/pipeline.py
 """
@@ -16,6 +18,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse
+import resource
 import statistics
 import sys
 import tempfile
@@ -42,19 +45,28 @@ def train400() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (400, 180, 180, 1), dtype=np.uint8)
 
 
-def rate(dataset, batches: int, repeats: int) -> float:
-    """Median pieces per second over `repeats` drains of `batches` batches."""
+def cpu_seconds() -> float:
+    """CPU time this process has used, all threads: less sensitive than wall time to a
+    shared host's load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rate(dataset, batches: int, repeats: int) -> tuple[float, float]:
+    """Median pieces per second over `repeats` drains of `batches` batches, and the median
+    CPU microseconds per piece."""
     import tensorflow as tf
 
     next(iter(dataset))  # warm-up: tracing, thread pools
-    rates = []
+    rates, costs = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         count = dataset.take(batches).reduce(
             np.int64(0), lambda total, pair: total + tf.cast(tf.shape(pair[0])[0], tf.int64)
         )
         rates.append(int(count) / (time.perf_counter() - start))
-    return statistics.median(rates)
+        costs.append((cpu_seconds() - cpu) / int(count) * 1e6)
+    return statistics.median(rates), statistics.median(costs)
 
 
 def training_rate(batch_size: int, patch: int, steps: int) -> float:
@@ -69,45 +81,52 @@ def training_rate(batch_size: int, patch: int, steps: int) -> float:
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     x = np.random.default_rng(0).uniform(0, 1, (batch_size, patch, patch, 1)).astype("float32")
     data = tf.data.Dataset.from_tensors((x, x)).repeat()
-    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # warm-up
+    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)  # warm-up
     start = time.perf_counter()
-    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def group_costs(source, patch: int, repeats: int, calls: int = 200) -> None:
-    """Milliseconds per group of GROUP_IMAGES images for the steps of the pieces stage, each
-    a tf.function called alone: where the pipeline's time goes."""
+def chunk_costs(source, patch: int, calls: int = 200) -> None:
+    """Milliseconds per chunk of CHUNK_PIECES patches for each step of the pipeline's
+    parallel calls, each a tf.function called alone: where the pipeline's time goes."""
     import tensorflow as tf
 
-    from daeflow.train.pipeline import GROUP_IMAGES, _patches, _pieces
+    from daeflow.data.noise import standard_normal
+    from daeflow.train.pipeline import CHUNK_PIECES, _patch_cutter
 
-    count = GROUP_IMAGES * repeats
-    group = tf.range(GROUP_IMAGES, dtype=tf.int64)
-    images = tf.constant(source.clean.array[:GROUP_IMAGES])
+    count = CHUNK_PIECES
+    images = [tf.constant(source.clean.array)]
+    rng = np.random.default_rng(0)
+    height, width = source.image_shape[:2]
+    sources, tops, lefts, turns = (
+        tf.constant(rng.integers(0, high, count), tf.int32)
+        for high in (len(source.clean), height - patch + 1, width - patch + 1, 8)
+    )
+    cut = _patch_cutter((patch, patch), width, 8)
+    shape = tf.constant([count, patch, patch, 1])
     seed = tf.constant([0, 1], tf.int64)
-    pieces = _pieces(source, 0, patch, repeats, True)
     steps = {
-        "read + crops + flips + noise (all)": lambda: pieces(tf.constant(0, tf.int64), 0, group),
-        "crops + flips (one gather)": lambda: _patches(
-            seed, [images], patch, repeats, source.image_shape, True
-        ),
-        "Gaussian noise draws": lambda: source.noise.graph_apply(
-            tf.zeros([count, patch, patch, 1]), seed, source.noise_params, 255.0
-        ),
+        "crops, flips, turns (one gather)": lambda: cut(images, sources, tops, lefts, turns),
+        "Gaussian noise (Box-Muller, used)": lambda: standard_normal(shape, seed),
+        "tf.random.stateless_normal": lambda: tf.random.stateless_normal(shape, seed),
     }
-    print(f"\nper group of {GROUP_IMAGES} images ({count} patches), median of 3 x {calls} calls")
+    print(f"\nper chunk of {count} patches, median of 3 x {calls} calls")
     for name, step in steps.items():
         function = tf.function(step)
         function()
-        times = []
+        times, costs = [], []
         for _ in range(3):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             for _ in range(calls):
                 function()
             times.append((time.perf_counter() - start) / calls)
-        seconds = statistics.median(times)
-        print(f"{name:<36} {seconds * 1e3:6.2f} ms  ({count / seconds:>9,.0f} patches/s alone)")
+            costs.append((cpu_seconds() - cpu) / calls)
+        seconds, cost = statistics.median(times), statistics.median(costs)
+        print(
+            f"{name:<36} {seconds * 1e3:6.2f} ms, CPU {cost * 1e3:6.2f} ms "
+            f"({count / seconds:>7,.0f} patches/s alone)"
+        )
 
 
 def main() -> None:
@@ -115,11 +134,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--patch-size", type=int, default=40)
     parser.add_argument("--patches-per-image", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=1500)
+    parser.add_argument("--batches", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=60)
     parser.add_argument(
-        "--stages", action="store_true", help="also time each step of one group's pieces"
+        "--stages", action="store_true", help="also time each step of one chunk's pieces"
     )
     args = parser.parse_args()
     print_machine()
@@ -154,7 +173,7 @@ def main() -> None:
         }
         indices = np.arange(len(clean))
         print(f"\nbatch {args.batch_size}; median of {args.repeats} x {args.batches} batches")
-        print(f"{'case':<28} {'patches':<26} {'pieces/s':>9}")
+        print(f"{'case':<28} {'patches':<26} {'pieces/s':>9} {'CPU us/piece':>13}")
         best_patches = 0.0
         for name, source in sources.items():
             for patch in (args.patch_size, None):
@@ -167,13 +186,14 @@ def main() -> None:
                     if patch
                     else "whole 180x180, flips"
                 )
-                pieces = rate(dataset, args.batches if patch else args.batches // 4, args.repeats)
-                print(f"{name:<28} {what:<26} {pieces:>9,.0f}", flush=True)
+                batches = args.batches if patch else args.batches // 4
+                pieces, cost = rate(dataset, batches, args.repeats)
+                print(f"{name:<28} {what:<26} {pieces:>9,.0f} {cost:>13,.1f}", flush=True)
                 if patch and name.startswith("synthetic"):
                     best_patches = pieces
         if args.stages:
             synthetic = sources["synthetic Gaussian noise"]
-            group_costs(synthetic, args.patch_size, args.patches_per_image)
+            chunk_costs(synthetic, args.patch_size)
     steps = training_rate(args.batch_size, args.patch_size, args.train_steps)
     print(
         f"\nresidual_fast training, float32, batch {args.batch_size}, "

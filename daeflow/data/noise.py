@@ -38,11 +38,26 @@ def speckle(clean, rng, params, data_range):
     return clean * (1 + noise)
 
 
+def standard_normal(shape, seed):
+    """Float32 N(0, 1) draws of `shape` from a stateless seed, by the Box-Muller transform of
+    uniform draws: about 0.7x the CPU time of tf.random.stateless_normal (bench/pipeline.py)."""
+    import math
+
+    import tensorflow as tf
+
+    count = tf.reduce_prod(shape)
+    uniform = tf.random.stateless_uniform([2, (count + 1) // 2], seed)
+    radius = tf.sqrt(-2.0 * tf.math.log1p(-uniform[0]))  # 1 - u is in (0, 1]
+    angle = (2 * math.pi) * uniform[1]
+    draws = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], 0)
+    return tf.reshape(draws[:count], shape)
+
+
 def gaussian_graph(clean, seed, params, data_range):
     """gaussian, drawn in TensorFlow."""
     import tensorflow as tf
 
-    return clean + tf.random.stateless_normal(tf.shape(clean), seed) * params["sigma"]
+    return clean + standard_normal(tf.shape(clean), seed) * params["sigma"]
 
 
 def poisson_graph(clean, seed, params, data_range):
@@ -69,7 +84,7 @@ def speckle_graph(clean, seed, params, data_range):
     """speckle, drawn in TensorFlow."""
     import tensorflow as tf
 
-    return clean * (1 + tf.random.stateless_normal(tf.shape(clean), seed) * params["sigma"])
+    return clean * (1 + standard_normal(tf.shape(clean), seed) * params["sigma"])
 
 
 NOISE_MODELS = [

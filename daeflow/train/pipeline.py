@@ -1,25 +1,26 @@
 """Training batches through tf.data, the same for the same seed however training is resumed.
 
-Each epoch reads every training image once, in an order drawn from (seed, epoch), a group
-of images at a time (up to GROUP_IMAGES, GROUP_BYTES), groups in parallel. The patches cut
-from a group's images, their flips and rotations and their synthetic noise are drawn inside
-the graph from stateless generators seeded by (seed, epoch, group number), never from state
-that lives on between batches: a run resumed at epoch k sees exactly the batches the
-uninterrupted run saw from epoch k on. The pieces of consecutive groups are then pooled, up
-to MIX_BYTES (a whole epoch of train400's patches), shuffled together and cut into batches,
-so that a run of batches is not drawn from a few images only: with patches shuffled only
-within groups of 32 images, Set12 lost 0.6 dB (29.00 against 29.60, BENCHMARKS.md), and
-1.0 dB in bfloat16 with groups of 128.
+Each epoch reads every training image once, in an order drawn from (seed, epoch), a pool of
+images at a time (up to POOL_BYTES of image data: all of train400), pools read ahead in
+parallel. The pieces of a pool (random patches of each image, or the whole images) are drawn
+together and shuffled, so that every batch mixes patches of the whole pool: with patches mixed
+only within groups of 32 images, Set12 lost 0.6 dB (BENCHMARKS.md). Then chunks of a pool's
+pieces (whole batches where the memory allows) are cut, flipped and noised in parallel calls.
+Crops, flips and rotations, their order and the synthetic noise are drawn inside the graph
+from stateless generators seeded by (seed, epoch, pool, chunk), never from state that lives
+on between batches: a run resumed at epoch k sees exactly the batches the uninterrupted run
+saw from epoch k on.
 """
 
 import math
 
 import numpy as np
 
-ORDER, GROUP_KEY, BATCH, MIX = 13, 17, 11, 19  # keys of the seeded streams
-GROUP_IMAGES = 32  # at most this many images read together (groups are made in parallel)
-GROUP_BYTES = 64 << 20  # and at most this much image data
-MIX_BYTES = 64 << 20  # pieces (noisy and clean) pooled and shuffled together
+ORDER, POOL_KEY, BATCH = 13, 17, 11  # keys of the seeded streams
+POOL_BYTES = 64 << 20  # image data (in the images' own dtype) read and shuffled together
+POOLS_READ_AHEAD = 2  # pools read in parallel, ahead of the one being cut
+CHUNK_PIECES = 256  # pieces cut and noised per parallel call
+CHUNK_BYTES = 8 << 20  # and at most this much float32 noisy and clean data
 
 
 def steps_per_epoch(n_indices: int, batch_size: int, repeats: int = 1) -> int:
@@ -32,7 +33,7 @@ def numpy_noise_note(source) -> str | None:
     if source.noisy is None and getattr(source.noise, "graph_apply", None) is None:
         return (
             f"Noise model {source.noise.name!r} has no in-graph version (graph_apply): its "
-            "noise is drawn in NumPy, one batch at a time, which is slower."
+            "noise is drawn in NumPy, a chunk of pieces at a time, which is slower."
         )
     return None
 
@@ -54,47 +55,38 @@ def training_dataset(
 
     base = tf.constant([seed, 0], tf.int64)
     order = tf.constant(np.asarray(indices, dtype=np.int64))
-    pieces = _pieces(source, seed, patch_size, repeats if patch_size else 1, augment)
-    group = group_size(source)
-    window = mix_size(source, patch_size, batch_size)
+    readers = [_read_group(source.clean)]
+    if source.noisy is not None:
+        readers.append(_read_group(source.noisy))
+    pieces = _pieces(source, seed, patch_size, repeats if patch_size else 1, augment, batch_size)
+    pool = pool_size(source)
+
+    def read_pool(number, group):
+        return number, tuple(read(group) for read in readers)
 
     def epoch_batches(epoch):
         shuffled = tf.random.experimental.stateless_shuffle(order, seed=_fold(base, ORDER, epoch))
-        groups = tf.data.Dataset.from_tensor_slices(shuffled).batch(group).enumerate()
-        ready = groups.map(
-            lambda number, group: pieces(epoch, number, group),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        pooled = ready.rebatch(window).enumerate()
-        mixed = pooled.map(lambda number, pair: _shuffled(pair, _fold(base, MIX, epoch, number)))
-        return mixed.rebatch(batch_size)
+        pools = tf.data.Dataset.from_tensor_slices(shuffled).batch(pool).enumerate()
+        pools = pools.map(read_pool, num_parallel_calls=POOLS_READ_AHEAD)
+        chunks = pools.flat_map(lambda number, images: pieces(epoch, number, images))
+        return chunks.rebatch(batch_size)
 
     epochs_data = tf.data.Dataset.range(first_epoch, epochs)
     return epochs_data.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)
 
 
-def group_size(source) -> int:
-    """Images per group: many, so that a batch mixes patches of many images, within a
-    bounded amount of memory."""
-    image_bytes = int(np.prod(source.image_shape)) * 4  # as float32
-    return max(1, min(GROUP_IMAGES, GROUP_BYTES // image_bytes))
+def pool_size(source) -> int:
+    """Images per pool: as many as POOL_BYTES of image data hold (at least one)."""
+    pair = 1 if source.noisy is None else 2
+    image_bytes = int(np.prod(source.image_shape)) * source.clean.dtype.itemsize * pair
+    return max(1, POOL_BYTES // image_bytes)
 
 
-def mix_size(source, patch_size: int | None, batch_size: int) -> int:
-    """Pieces pooled and shuffled together: MIX_BYTES of noisy and clean float32 pieces."""
-    height, width, channels = source.image_shape
-    if patch_size:
-        height = width = patch_size
-    piece_bytes = 2 * height * width * channels * 4
-    return max(batch_size, MIX_BYTES // piece_bytes)
-
-
-def _shuffled(pair, seed):
-    """(noisy, clean) pieces in one order drawn from `seed`."""
-    import tensorflow as tf
-
-    order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(pair[0])[0]), seed)
-    return tuple(tf.gather(x, order) for x in pair)
+def chunk_size(piece_shape, batch_size: int) -> int:
+    """Pieces per parallel call: CHUNK_PIECES within CHUNK_BYTES, whole batches if possible."""
+    piece_bytes = 2 * 4 * int(np.prod(piece_shape))
+    chunk = max(1, min(CHUNK_PIECES, CHUNK_BYTES // piece_bytes))
+    return chunk - chunk % batch_size if chunk >= batch_size else chunk
 
 
 def _fold(seed, *numbers):
@@ -132,85 +124,97 @@ def _read_group(images):
     return read_tensor
 
 
-def _pieces(source, seed: int, patch_size, repeats: int, augment: bool):
-    """(epoch, group number, indices) -> (noisy, clean) of a group of images, scaled to
-    [0, 1]: `repeats` random patches of each image, shuffled together, or the whole images;
-    turned, noised and padded as asked."""
+def _pieces(source, seed: int, patch_size, repeats: int, augment: bool, batch_size: int):
+    """(epoch, pool number, images) -> tf.data of (noisy, clean) chunks scaled to [0, 1]:
+    `repeats` random patches of each image, or the whole images, shuffled together; each
+    turned by its own one of the symmetries of its shape when `augment`, noised, padded."""
     import tensorflow as tf
 
-    readers = [_read_group(source.clean)]
-    if source.noisy is not None:
-        readers.append(_read_group(source.noisy))
+    height, width, channels = source.image_shape
+    size = (patch_size, patch_size) if patch_size else (height, width)
+    symmetries = (8 if size[0] == size[1] else 4) if augment else 1
+    chunk = chunk_size((*size, channels), batch_size)
     add_noise = _noise(source, seed) if source.noisy is None else None
     pad = source.pad_multiple if not patch_size else 1
     scale = np.float32(1.0 / source.data_range)
     base = tf.constant([seed, 0], tf.int64)
+    cut = _patch_cutter(size, width, symmetries) if patch_size else _whole_turner(symmetries)
 
-    def pieces(epoch, number, indices):
-        group_seed = _fold(base, GROUP_KEY, epoch, number)
-        images = [read(indices) for read in readers]
-        if patch_size:
-            images = _patches(group_seed, images, patch_size, repeats, source.image_shape, augment)
-        else:
-            images = [tf.cast(x, tf.float32) for x in images]
-            if augment:
-                images = _group_turn(_fold(group_seed, 1), images)
-        clean = images[0]
-        if add_noise is not None:
-            noisy = add_noise(clean, _fold(group_seed, 2), epoch, number)
-        else:
-            noisy = images[1]
-        if pad > 1:
-            clean, noisy = _pad(clean, pad), _pad(noisy, pad)
-        return noisy * scale, clean * scale
+    def pieces(epoch, number, images):
+        pool_seed = _fold(base, POOL_KEY, epoch, number)
+        count = tf.shape(images[0])[0] * repeats
+        # Piece k of the pool is cut from image mixed[k] // repeats, at (tops[k], lefts[k]),
+        # turned by turns[k]: independent draws, so they need no shuffling of their own.
+        mixed = tf.random.experimental.stateless_shuffle(tf.range(count), _fold(pool_seed, 9))
+        sources = mixed // repeats
+        tops, lefts, turns = (
+            tf.random.stateless_uniform([count], _fold(pool_seed, key), 0, limit, tf.int32)
+            for key, limit in enumerate((height - size[0] + 1, width - size[1] + 1, symmetries))
+        )
+
+        def chunk_pieces(number_in_pool):
+            start = tf.cast(number_in_pool, tf.int32) * chunk
+            part = slice(start, tf.minimum(start + chunk, count))
+            made = cut(images, sources[part], tops[part], lefts[part], turns[part])
+            clean = made[0]
+            if add_noise is not None:
+                noisy = add_noise(
+                    clean, _fold(pool_seed, 2, number_in_pool), epoch, number, number_in_pool
+                )
+            else:
+                noisy = made[1]
+            if pad > 1:
+                clean, noisy = _pad(clean, pad), _pad(noisy, pad)
+            return noisy * scale, clean * scale
+
+        chunks = tf.data.Dataset.range(tf.cast((count + chunk - 1) // chunk, tf.int64))
+        return chunks.map(chunk_pieces, num_parallel_calls=tf.data.AUTOTUNE)
 
     return pieces
 
 
-def _patches(seed, images, size: int, repeats: int, image_shape, augment: bool):
-    """`repeats` random size x size patches of each image, each flipped and turned by its
-    own one of the 8 symmetries of the square when `augment`, shuffled together."""
+def _patch_cutter(size, width: int, symmetries: int):
+    """(images, sources, tops, lefts, turns) -> float32 patches: each pixel read through
+    one index into the flattened images, the patch's flip and transposition folded in."""
     import tensorflow as tf
 
-    height, width = image_shape[:2]
-    shape = [tf.shape(images[0])[0], repeats]
-    tops, lefts, flip_rows, flip_columns, transpose = (
-        tf.random.stateless_uniform(shape, _fold(seed, key), 0, limit, tf.int32)
-        for key, limit in enumerate((height - size + 1, width - size + 1, 2, 2, 2))
-    )
-    span = tf.range(size)
-    if augment:  # a flipped patch is the same patch read backwards
-        rows = tops[..., None] + tf.where(flip_rows[..., None] == 1, size - 1 - span, span)
-        columns = lefts[..., None] + tf.where(flip_columns[..., None] == 1, size - 1 - span, span)
-    else:
-        rows, columns = tops[..., None] + span, lefts[..., None] + span  # (n, repeats, size)
-    count = shape[0] * repeats
-    mixed = tf.random.experimental.stateless_shuffle(tf.range(count), _fold(seed, 9))
-    # Patch k of the output is patch mixed[k] of the group, read pixel by pixel through one
-    # index into the flattened images: crop, flips, transposition and shuffle in one gather.
-    rows = tf.gather(tf.reshape(rows, [count, size]), mixed)
-    columns = tf.gather(tf.reshape(columns, [count, size]), mixed)
-    offsets = (mixed // repeats) * (height * width)
-    index = rows[:, :, None] * width + columns[:, None, :]
-    if augment:
-        swap = tf.gather(tf.reshape(transpose, [-1]), mixed)[:, None, None] == 1
-        index = tf.where(swap, tf.transpose(index, [0, 2, 1]), index)
-    index += offsets[:, None, None]
-    cut = []
-    for image in images:  # (n, H, W, C) -> (count, size, size, C)
-        flat = tf.reshape(image, [-1, image.shape[-1]])
-        cut.append(tf.cast(tf.gather(flat, index), tf.float32))
+    rows, columns = np.arange(size[0]), np.arange(size[1])
+    patterns = []  # (symmetries, h, w): offsets of each turned patch's pixels
+    for k in range(symmetries):
+        offsets = (rows[::-1] if k & 1 else rows)[:, None] * width
+        offsets = offsets + (columns[::-1] if k & 2 else columns)[None, :]
+        patterns.append(offsets.T if k & 4 else offsets)
+    patterns = tf.constant(np.stack(patterns).astype(np.int32))
+
+    def cut(images, sources, tops, lefts, turns):
+        image_size = tf.shape(images[0])[1] * tf.shape(images[0])[2]
+        starts = sources * image_size + tops * width + lefts
+        index = tf.gather(patterns, turns) + starts[:, None, None]
+        flat = [tf.reshape(x, [-1, x.shape[-1]]) for x in images]
+        return [tf.cast(tf.gather(x, index), tf.float32) for x in flat]
+
     return cut
 
 
-def _group_turn(seed, images):
-    """Whole images turned by one of the 8 flips and rotations, the same for the group
-    (images need not be square)."""
+def _whole_turner(symmetries: int):
+    """(images, sources, tops, lefts, turns) -> float32 whole images, each flipped (and
+    transposed, when square) by its own turn."""
     import tensorflow as tf
 
-    k, flip = tf.unstack(tf.random.stateless_uniform([2], seed, 0, 4, dtype=tf.int32))
-    turned = [tf.image.rot90(x, k) for x in images]
-    return [tf.cond(flip % 2 == 1, lambda x=x: tf.reverse(x, [2]), lambda x=x: x) for x in turned]
+    def turn(batch, turns):
+        if symmetries == 1:
+            return batch
+        for bit, change in ((1, lambda x: tf.reverse(x, [1])), (2, lambda x: tf.reverse(x, [2]))):
+            batch = tf.where((turns & bit != 0)[:, None, None, None], change(batch), batch)
+        if symmetries == 8:
+            moved = tf.transpose(batch, [0, 2, 1, 3])
+            batch = tf.where((turns & 4 != 0)[:, None, None, None], moved, batch)
+        return batch
+
+    def cut(images, sources, tops, lefts, turns):
+        return [turn(tf.cast(tf.gather(x, sources), tf.float32), turns) for x in images]
+
+    return cut
 
 
 def _pad(batch, multiple: int):
@@ -238,22 +242,22 @@ def _edge_pad(batch, pad_h, pad_w):
 
 
 def _noise(source, seed):
-    """(clean, batch seed, epoch, number) -> noisy, on the data's scale: in the graph when
-    the noise model has a graph_apply, else in NumPy seeded by (seed, epoch, batch)."""
+    """(clean, chunk seed, epoch, pool, chunk) -> noisy, on the data's scale: in the graph
+    when the noise model has a graph_apply, else in NumPy seeded by (seed, epoch, pool, chunk)."""
     import tensorflow as tf
 
     model, params, data_range = source.noise, dict(source.noise_params), source.data_range
     if getattr(model, "graph_apply", None) is not None:
-        return lambda clean, batch_seed, epoch, number: model.graph_apply(
-            clean, batch_seed, params, data_range
+        return lambda clean, chunk_seed, *numbers: model.graph_apply(
+            clean, chunk_seed, params, data_range
         )
 
-    def apply(clean, epoch, number):
-        rng = np.random.default_rng([seed, BATCH, int(epoch), int(number)])
+    def apply(clean, *numbers):
+        rng = np.random.default_rng([seed, BATCH, *(int(n) for n in numbers)])
         return np.asarray(model.apply(clean, rng, params, data_range), dtype=np.float32)
 
-    def add(clean, batch_seed, epoch, number):
-        noisy = tf.numpy_function(apply, [clean, epoch, number], tf.float32, stateful=False)
+    def add(clean, chunk_seed, *numbers):
+        noisy = tf.numpy_function(apply, [clean, *numbers], tf.float32, stateful=False)
         return tf.ensure_shape(noisy, clean.shape)
 
     return add
