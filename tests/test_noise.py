@@ -87,6 +87,25 @@ def training_batches(source, indices, batch_size, patch_size=None, epochs=2, aug
     return list(dataset.as_numpy_iterator())
 
 
+@pytest.mark.parametrize("pool_bytes", [64 << 20, 3000])  # one pool; pools of 2 images
+def test_each_epoch_cuts_every_images_patches_once_and_batches_mix_images(pool_bytes, monkeypatch):
+    import daeflow.train.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "POOL_BYTES", pool_bytes)
+    values = np.arange(1, 41, dtype=np.uint8) * 6  # image k is flat, of value values[k]
+    images = np.broadcast_to(values[:, None, None, None], (40, 24, 24, 1)).copy()
+    source = PairSource(ImageArray(images, "clean"), ImageArray(images.copy(), "noisy"), 255.0)
+    dataset = pipeline.training_dataset(source, np.arange(40), 8, 0, 8, True, 3, 0, 2)
+    batches = [clean for _, clean in dataset.as_numpy_iterator()]
+    assert len(batches) == 2 * pipeline.steps_per_epoch(40, 8, 3)
+    assert all(b.shape == (8, 8, 8, 1) for b in batches)
+    sources = np.rint(np.concatenate(batches)[:, 0, 0, 0] * 255 / 6).astype(int) - 1
+    for epoch in sources.reshape(2, -1):  # each image gives its 3 patches, every epoch
+        np.testing.assert_array_equal(np.bincount(epoch, minlength=40), np.full(40, 3))
+    if pool_bytes > 3000:  # the first 16 patches come from all over the pool
+        assert len(set(sources[:16])) >= 10
+
+
 @pytest.mark.parametrize("noise", BUILTIN_NOISE)
 def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
     source = synthetic_source(noise)
