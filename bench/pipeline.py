@@ -103,7 +103,7 @@ def chunk_costs(source, patch: int, calls: int = 200) -> None:
         tf.constant(rng.integers(0, high, count), tf.int32)
         for high in (len(source.clean), height - patch + 1, width - patch + 1, 8)
     )
-    cut = _patch_cutter((patch, patch), width, 8)
+    cut = _patch_cutter((patch, patch), (height, width), 8)
     shape = tf.constant([count, patch, patch, 1])
     seed = tf.constant([0, 1], tf.int64)
     steps = {

@@ -138,7 +138,11 @@ def _pieces(source, seed: int, patch_size, repeats: int, augment: bool, batch_si
     pad = source.pad_multiple if not patch_size else 1
     scale = np.float32(1.0 / source.data_range)
     base = tf.constant([seed, 0], tf.int64)
-    cut = _patch_cutter(size, width, symmetries) if patch_size else _whole_turner(symmetries)
+    cut = (
+        _patch_cutter(size, (height, width), symmetries)
+        if patch_size
+        else _whole_turner(symmetries)
+    )
 
     def pieces(epoch, number, images):
         pool_seed = _fold(base, POOL_KEY, epoch, number)
@@ -173,11 +177,12 @@ def _pieces(source, seed: int, patch_size, repeats: int, augment: bool, batch_si
     return pieces
 
 
-def _patch_cutter(size, width: int, symmetries: int):
+def _patch_cutter(size, image_size, symmetries: int):
     """(images, sources, tops, lefts, turns) -> float32 patches: each pixel read through
     one index into the flattened images, the patch's flip and transposition folded in."""
     import tensorflow as tf
 
+    height, width = image_size
     rows, columns = np.arange(size[0]), np.arange(size[1])
     patterns = []  # (symmetries, h, w): offsets of each turned patch's pixels
     for k in range(symmetries):
@@ -187,8 +192,7 @@ def _patch_cutter(size, width: int, symmetries: int):
     patterns = tf.constant(np.stack(patterns).astype(np.int32))
 
     def cut(images, sources, tops, lefts, turns):
-        image_size = tf.shape(images[0])[1] * tf.shape(images[0])[2]
-        starts = sources * image_size + tops * width + lefts
+        starts = sources * (height * width) + tops * width + lefts
         index = tf.gather(patterns, turns) + starts[:, None, None]
         flat = [tf.reshape(x, [-1, x.shape[-1]]) for x in images]
         return [tf.cast(tf.gather(x, index), tf.float32) for x in flat]
