@@ -104,10 +104,12 @@ def chunk_costs(source, patch: int, calls: int = 200) -> None:
         for high in (len(source.clean), height - patch + 1, width - patch + 1, 8)
     )
     cut = _patch_cutter((patch, patch), (height, width), 8)
+    plain_cut = _patch_cutter((patch, patch), (height, width), 8, compiled=False)
     shape = tf.constant([count, patch, patch, 1])
     seed = tf.constant([0, 1], tf.int64)
     steps = {
-        "crops, flips, turns (one gather)": lambda: cut(images, sources, tops, lefts, turns),
+        "crops, flips, turns (XLA, used)": lambda: cut(images, sources, tops, lefts, turns),
+        "the same without XLA": lambda: plain_cut(images, sources, tops, lefts, turns),
         "Gaussian noise (Box-Muller, used)": lambda: standard_normal(shape, seed),
         "tf.random.stateless_normal": lambda: tf.random.stateless_normal(shape, seed),
     }

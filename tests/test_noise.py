@@ -87,19 +87,37 @@ def training_batches(source, indices, batch_size, patch_size=None, epochs=2, aug
     return list(dataset.as_numpy_iterator())
 
 
-@pytest.mark.parametrize("pool_bytes", [64 << 20, 3000])  # one pool; pools of 2 images
-def test_each_epoch_cuts_every_images_patches_once_and_batches_mix_images(pool_bytes, monkeypatch):
+@pytest.mark.parametrize(
+    ("pool_bytes", "batch_size"),
+    [(64 << 20, 8), (3000, 8), (3000, 7)],
+    ids=["one pool", "pools of 2", "pools of 2, short last batch"],
+)
+def test_each_epoch_cuts_every_images_patches_once_and_batches_mix_images(
+    pool_bytes, batch_size, monkeypatch
+):
     import daeflow.train.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "POOL_BYTES", pool_bytes)
     values = np.arange(1, 41, dtype=np.uint8) * 6  # image k is flat, of value values[k]
     images = np.broadcast_to(values[:, None, None, None], (40, 24, 24, 1)).copy()
     source = PairSource(ImageArray(images, "clean"), ImageArray(images.copy(), "noisy"), 255.0)
-    dataset = pipeline.training_dataset(source, np.arange(40), 8, 0, 8, True, 3, 0, 2)
-    batches = [clean for _, clean in dataset.as_numpy_iterator()]
-    assert len(batches) == 2 * pipeline.steps_per_epoch(40, 8, 3)
-    assert all(b.shape == (8, 8, 8, 1) for b in batches)
-    sources = np.rint(np.concatenate(batches)[:, 0, 0, 0] * 255 / 6).astype(int) - 1
+
+    def batches(first_epoch):
+        dataset = pipeline.training_dataset(
+            source, np.arange(40), batch_size, 0, 8, True, 3, first_epoch, 2
+        )
+        return [clean for _, clean in dataset.as_numpy_iterator()]
+
+    both = batches(0)
+    full, rest = divmod(40 * 3, batch_size)  # no batch takes patches of two epochs
+    sizes = ([batch_size] * full + ([rest] if rest else [])) * 2
+    assert [len(b) for b in both] == sizes
+    assert len(both) == 2 * pipeline.steps_per_epoch(40, batch_size, 3)
+    assert all(b.shape[1:] == (8, 8, 1) for b in both)
+    resumed = batches(1)  # a run resumed at epoch 1 gets the batches the whole run got
+    for got, expected in zip(resumed, both[len(both) // 2 :], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    sources = np.rint(np.concatenate(both)[:, 0, 0, 0] * 255 / 6).astype(int) - 1
     for epoch in sources.reshape(2, -1):  # each image gives its 3 patches, every epoch
         np.testing.assert_array_equal(np.bincount(epoch, minlength=40), np.full(40, 3))
     if pool_bytes > 3000:  # the first 16 patches come from all over the pool
@@ -179,6 +197,27 @@ def test_augmented_patches_are_flips_and_turns_of_crops():
             else:
                 pytest.fail("a patch is not a flip or turn of a crop")
     assert len(turns) >= 6  # of the 8 symmetries, in 40 patches
+
+
+def test_patches_cut_by_xla_are_those_cut_without_it(monkeypatch):
+    import daeflow.train.pipeline as pipeline
+
+    images = np.random.default_rng(3).integers(0, 65535, (6, 20, 28, 2)).astype(np.uint16)
+    source = PairSource(ImageArray(images, "clean"), None, 65535.0, *gaussian_spec())
+    batches = {}
+    for compile_from in (0, 10**9):  # every run compiled; none
+        monkeypatch.setattr(pipeline, "COMPILE_FROM", compile_from)
+        dataset = pipeline.training_dataset(source, np.arange(6), 4, 0, 8, True, 5, 0, 2)
+        batches[compile_from] = list(dataset.as_numpy_iterator())
+    assert len(batches[0]) == 2 * pipeline.steps_per_epoch(6, 4, 5)
+    for compiled, plain in zip(batches[0], batches[10**9], strict=True):
+        np.testing.assert_array_equal(compiled[0], plain[0])
+        np.testing.assert_array_equal(compiled[1], plain[1])
+
+
+def gaussian_spec():
+    model = get_noise_model("gaussian").spec
+    return model, model.defaults
 
 
 def test_evaluation_noise_depends_on_the_seed():

@@ -5,7 +5,8 @@ images at a time (up to POOL_BYTES of image data: all of train400), pools read a
 parallel. The pieces of a pool (random patches of each image, or the whole images) are drawn
 together and shuffled, so that every batch mixes patches of the whole pool: with patches mixed
 only within groups of 32 images, Set12 lost 0.6 dB (BENCHMARKS.md). Then chunks of a pool's
-pieces (whole batches where the memory allows) are cut, flipped and noised in parallel calls.
+pieces (whole batches where the memory allows) are cut, flipped and noised in parallel calls
+of one map that runs through all pools and epochs, and rebatched; no batch mixes two epochs.
 Crops, flips and rotations, their order and the synthetic noise are drawn inside the graph
 from stateless generators seeded by (seed, epoch, pool, chunk), never from state that lives
 on between batches: a run resumed at epoch k sees exactly the batches the uninterrupted run
@@ -21,6 +22,7 @@ POOL_BYTES = 64 << 20  # image data (in the images' own dtype) read and shuffled
 POOLS_READ_AHEAD = 2  # pools read in parallel, ahead of the one being cut
 CHUNK_PIECES = 256  # pieces cut and noised per parallel call
 CHUNK_BYTES = 8 << 20  # and at most this much float32 noisy and clean data
+COMPILE_FROM = 20_000  # pieces in a run from which patches are cut by XLA (0.2 s to compile)
 
 
 def steps_per_epoch(n_indices: int, batch_size: int, repeats: int = 1) -> int:
@@ -58,21 +60,37 @@ def training_dataset(
     readers = [_read_group(source.clean)]
     if source.noisy is not None:
         readers.append(_read_group(source.noisy))
-    pieces = _pieces(source, seed, patch_size, repeats if patch_size else 1, augment, batch_size)
+    pieces = len(indices) * (repeats if patch_size else 1)  # per epoch
+    compiled = pieces * (epochs - first_epoch) >= COMPILE_FROM
+    draw, chunks_of, cut_chunk = _pieces(
+        source, seed, patch_size, repeats if patch_size else 1, augment, batch_size, compiled
+    )
     pool = pool_size(source)
 
-    def read_pool(number, group):
-        return number, tuple(read(group) for read in readers)
+    def read_pool(epoch, number, group):
+        return draw(epoch, number, tuple(read(group) for read in readers))
 
-    def epoch_batches(epoch):
+    def epoch_pools(epoch):
         shuffled = tf.random.experimental.stateless_shuffle(order, seed=_fold(base, ORDER, epoch))
         pools = tf.data.Dataset.from_tensor_slices(shuffled).batch(pool).enumerate()
-        pools = pools.map(read_pool, num_parallel_calls=POOLS_READ_AHEAD)
-        chunks = pools.flat_map(lambda number, images: pieces(epoch, number, images))
-        return chunks.rebatch(batch_size)
+        return pools.map(
+            lambda number, group: read_pool(epoch, number, group),
+            num_parallel_calls=POOLS_READ_AHEAD,
+        )
 
-    epochs_data = tf.data.Dataset.range(first_epoch, epochs)
-    return epochs_data.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)
+    # One long-lived parallel map cuts the chunks of every pool of every epoch, so that its
+    # parallelism is tuned once and it works on across the ends of pools and epochs.
+    pools = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_pools).prefetch(1)
+    chunks = pools.flat_map(chunks_of)
+    chunks = chunks.map(cut_chunk, num_parallel_calls=tf.data.AUTOTUNE)
+    return chunks.rebatch(epoch_batch_sizes(pieces, batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batch_sizes(pieces: int, batch_size: int) -> list[int]:
+    """The sizes of one epoch's batches, which tf.data's rebatch cycles through: the last of
+    an epoch may be short, and no batch mixes two epochs."""
+    full, rest = divmod(pieces, batch_size)
+    return [batch_size] if not rest else [batch_size] * full + [rest]
 
 
 def pool_size(source) -> int:
@@ -124,7 +142,9 @@ def _read_group(images):
     return read_tensor
 
 
-def _pieces(source, seed: int, patch_size, repeats: int, augment: bool, batch_size: int):
+def _pieces(
+    source, seed: int, patch_size, repeats: int, augment: bool, batch_size: int, compiled: bool
+):
     """(epoch, pool number, images) -> tf.data of (noisy, clean) chunks scaled to [0, 1]:
     `repeats` random patches of each image, or the whole images, shuffled together; each
     turned by its own one of the symmetries of its shape when `augment`, noised, padded."""
@@ -139,12 +159,12 @@ def _pieces(source, seed: int, patch_size, repeats: int, augment: bool, batch_si
     scale = np.float32(1.0 / source.data_range)
     base = tf.constant([seed, 0], tf.int64)
     cut = (
-        _patch_cutter(size, (height, width), symmetries)
+        _patch_cutter(size, (height, width), symmetries, compiled)
         if patch_size
         else _whole_turner(symmetries)
     )
 
-    def pieces(epoch, number, images):
+    def draw(epoch, number, images):
         pool_seed = _fold(base, POOL_KEY, epoch, number)
         count = tf.shape(images[0])[0] * repeats
         # Piece k of the pool is cut from image mixed[k] // repeats, at (tops[k], lefts[k]),
@@ -155,31 +175,35 @@ def _pieces(source, seed: int, patch_size, repeats: int, augment: bool, batch_si
             tf.random.stateless_uniform([count], _fold(pool_seed, key), 0, limit, tf.int32)
             for key, limit in enumerate((height - size[0] + 1, width - size[1] + 1, symmetries))
         )
+        return epoch, number, pool_seed, images, (sources, tops, lefts, turns)
 
-        def chunk_pieces(number_in_pool):
-            start = tf.cast(number_in_pool, tf.int32) * chunk
-            part = slice(start, tf.minimum(start + chunk, count))
-            made = cut(images, sources[part], tops[part], lefts[part], turns[part])
-            clean = made[0]
-            if add_noise is not None:
-                noisy = add_noise(
-                    clean, _fold(pool_seed, 2, number_in_pool), epoch, number, number_in_pool
-                )
-            else:
-                noisy = made[1]
-            if pad > 1:
-                clean, noisy = _pad(clean, pad), _pad(noisy, pad)
-            return noisy * scale, clean * scale
+    def chunks_of(epoch, number, pool_seed, images, draws):
+        count = tf.cast(tf.shape(draws[0])[0], tf.int64)
+        numbers = tf.data.Dataset.range((count + chunk - 1) // chunk)
+        return numbers.map(lambda n: (epoch, number, pool_seed, images, draws, n))
 
-        chunks = tf.data.Dataset.range(tf.cast((count + chunk - 1) // chunk, tf.int64))
-        return chunks.map(chunk_pieces, num_parallel_calls=tf.data.AUTOTUNE)
+    def cut_chunk(epoch, number, pool_seed, images, draws, number_in_pool):
+        start = tf.cast(number_in_pool, tf.int32) * chunk
+        part = slice(start, tf.minimum(start + chunk, tf.shape(draws[0])[0]))
+        made = cut(images, *(d[part] for d in draws))
+        clean = made[0]
+        if add_noise is not None:
+            noisy = add_noise(
+                clean, _fold(pool_seed, 2, number_in_pool), epoch, number, number_in_pool
+            )
+        else:
+            noisy = made[1]
+        if pad > 1:
+            clean, noisy = _pad(clean, pad), _pad(noisy, pad)
+        return noisy * scale, clean * scale
 
-    return pieces
+    return draw, chunks_of, cut_chunk
 
 
-def _patch_cutter(size, image_size, symmetries: int):
+def _patch_cutter(size, image_size, symmetries: int, compiled: bool = True):
     """(images, sources, tops, lefts, turns) -> float32 patches: each pixel read through
-    one index into the flattened images, the patch's flip and transposition folded in."""
+    one index into the flattened images, the patch's flip and transposition folded in;
+    compiled by XLA into one pass (1/5 of the CPU time, bench/pipeline.py --stages)."""
     import tensorflow as tf
 
     height, width = image_size
@@ -197,7 +221,7 @@ def _patch_cutter(size, image_size, symmetries: int):
         flat = [tf.reshape(x, [-1, x.shape[-1]]) for x in images]
         return [tf.cast(tf.gather(x, index), tf.float32) for x in flat]
 
-    return cut
+    return tf.function(cut, jit_compile=True) if compiled else cut
 
 
 def _whole_turner(symmetries: int):
