@@ -55,6 +55,8 @@ def train_command(args, clean_path: Path, store: str) -> list[str]:
         str(args.learning_rate),
         "--lr-schedule",
         "cosine",
+        "--lr-warmup",
+        str(args.lr_warmup),
         "--time-budget",
         args.budget,
         "--epochs",
@@ -128,6 +130,9 @@ def main() -> int:
     parser.add_argument("--patches-per-image", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument(
+        "--lr-warmup", type=float, default=0.05, help="daeflow --lr-warmup (of the budget)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument(

@@ -23,6 +23,14 @@ TRAIN_PARAMS = (
     HyperParam("batch_size", "int", 32, "Images per training batch.", min=1),
     HyperParam("learning_rate", "float", 1e-3, "Adam learning rate.", min=0),
     HyperParam("lr_schedule", "str", "constant", "constant, cosine or step.", choices=SCHEDULES),
+    HyperParam(
+        "lr_warmup",
+        "float",
+        0.0,
+        "Fraction of training (epochs or --time-budget) in which the rate rises from 0.",
+        min=0,
+        max=0.5,
+    ),
     HyperParam("patch_size", "int", None, "Train on random PxP crops.", min=1),
     HyperParam(
         "patches_per_image", "int", 1, "Random crops per image and epoch (--patch-size).", min=1
@@ -139,6 +147,7 @@ class TrainOptions:
     batch_size: int = 32
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"
+    lr_warmup: float = 0.0
     patch_size: int | None = None
     patches_per_image: int = 1
     augment: bool = False

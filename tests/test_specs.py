@@ -102,6 +102,7 @@ def test_resolve_converts_and_checks_strings(given, message):
         ({"learning_rate": "-1"}, "--learning-rate must be >= 0"),
         ({"learning_rate": "0"}, "--learning-rate must be a positive number"),
         ({"lr_schedule": "linear"}, "--lr-schedule must be one of constant, cosine, step"),
+        ({"lr_warmup": "0.9"}, "--lr-warmup must be 0 to 0.5"),
         ({"time_budget": "soon"}, "--time-budget must look like 90s, 10m or 1.5h"),
         ({"batch_size": "0"}, "--batch-size must be >= 1"),
         ({"seeds": "3"}, "'seeds' is not a training option"),

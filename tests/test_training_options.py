@@ -18,6 +18,18 @@ def runs():
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
 
 
+@pytest.mark.parametrize(
+    ("kind", "after_warmup"),
+    [("cosine", [2e-3, 2e-3 * (0.01 + 0.99 * 0.5), 2e-5]), ("constant", [2e-3] * 3)],
+)
+def test_warmup_raises_the_rate_from_zero_then_the_schedule_spans_the_rest(kind, after_warmup):
+    from daeflow.train.callbacks import Schedule
+
+    schedule = Schedule(kind, 2e-3, epochs=10, steps_per_epoch=5, warmup=0.2)
+    assert [schedule.rate(p) for p in (0.0, 0.1)] == pytest.approx([0.0, 1e-3])
+    assert [schedule.rate(p) for p in (0.2, 0.6, 1.0)] == pytest.approx(after_warmup)
+
+
 @pytest.mark.slow
 def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, tmp_path):
     clean, _ = pair_files(n=24, size=16)

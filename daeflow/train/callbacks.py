@@ -107,16 +107,20 @@ class StopOnNaN(keras.callbacks.Callback):
 
 
 class Schedule(keras.callbacks.Callback):
-    """Sets the learning rate each batch from the progress through epochs or the time budget."""
+    """Sets the learning rate each batch from the progress through epochs or the time budget:
+    a linear warm-up over the first `warmup` of it, then the schedule over the rest."""
 
-    def __init__(self, kind, base_rate, epochs, steps_per_epoch, budget=None):
+    def __init__(self, kind, base_rate, epochs, steps_per_epoch, budget=None, warmup=0.0):
         super().__init__()
-        self.kind, self.base_rate, self.budget = kind, base_rate, budget
+        self.kind, self.base_rate, self.budget, self.warmup = kind, base_rate, budget, warmup
         self.steps_per_epoch = steps_per_epoch
         self.total_steps, self.epoch = max(1, epochs * steps_per_epoch), 0
 
     def rate(self, progress: float) -> float:
         progress = min(1.0, progress)
+        if progress < self.warmup:
+            return self.base_rate * progress / self.warmup
+        progress = (progress - self.warmup) / (1 - self.warmup)
         if self.kind == "cosine":
             return self.base_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
         if self.kind == "step":

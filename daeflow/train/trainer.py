@@ -56,9 +56,16 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
         cb.Validator(val.source, val.indices, options.batch_size, multiple),
         cb.StopOnNaN(options.learning_rate),
     ]
-    if options.lr_schedule != "constant" or budget:
+    if options.lr_schedule != "constant" or options.lr_warmup or budget:
         chain.append(
-            cb.Schedule(options.lr_schedule, options.learning_rate, options.epochs, steps, budget)
+            cb.Schedule(
+                options.lr_schedule,
+                options.learning_rate,
+                options.epochs,
+                steps,
+                budget,
+                options.lr_warmup,
+            )
         )
     # The caller's callbacks see each epoch's complete logs and the weights of that epoch,
     # before the bookkeeper puts the best ones back at the end.
