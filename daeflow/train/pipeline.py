@@ -145,9 +145,10 @@ def _read_group(images):
 def _pieces(
     source, seed: int, patch_size, repeats: int, augment: bool, batch_size: int, compiled: bool
 ):
-    """(epoch, pool number, images) -> tf.data of (noisy, clean) chunks scaled to [0, 1]:
-    `repeats` random patches of each image, or the whole images, shuffled together; each
-    turned by its own one of the symmetries of its shape when `augment`, noised, padded."""
+    """Three functions: `draw` a pool's pieces (`repeats` random patches of each image, or
+    the whole images, shuffled together, each with its own one of the symmetries of its
+    shape when `augment`), the pool's `chunks_of` pieces, and `cut_chunk`: one chunk cut,
+    turned, noised and padded, as (noisy, clean) scaled to [0, 1]."""
     import tensorflow as tf
 
     height, width, channels = source.image_shape
