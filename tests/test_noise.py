@@ -72,10 +72,12 @@ def test_speckle_relative_std_is_sigma(sigma):
     assert abs(relative.mean()) < 0.01
 
 
-def synthetic_source(noise="gaussian", **params):
-    clean = np.random.default_rng(2).uniform(20, 230, (8, 16, 16, 1)).astype(np.float32)
+def synthetic_source(noise="gaussian", clean=None, data_range=255.0, **params):
+    if clean is None:
+        clean = np.random.default_rng(2).uniform(20, 230, (8, 16, 16, 1)).astype(np.float32)
     model = get_noise_model(noise).spec
-    return PairSource(ImageArray(clean, "clean"), None, 255.0, model, {**model.defaults, **params})
+    params = {**model.defaults, **params}
+    return PairSource(ImageArray(clean, "clean"), None, data_range, model, params)
 
 
 def training_batches(source, indices, batch_size, patch_size=None, epochs=2, augment=False):
@@ -203,7 +205,7 @@ def test_patches_cut_by_xla_are_those_cut_without_it(monkeypatch):
     import daeflow.train.pipeline as pipeline
 
     images = np.random.default_rng(3).integers(0, 65535, (6, 20, 28, 2)).astype(np.uint16)
-    source = PairSource(ImageArray(images, "clean"), None, 65535.0, *gaussian_spec())
+    source = synthetic_source(clean=images, data_range=65535.0)
     batches = {}
     for compile_from in (0, 10**9):  # every run compiled; none
         monkeypatch.setattr(pipeline, "COMPILE_FROM", compile_from)
@@ -213,11 +215,6 @@ def test_patches_cut_by_xla_are_those_cut_without_it(monkeypatch):
     for compiled, plain in zip(batches[0], batches[10**9], strict=True):
         np.testing.assert_array_equal(compiled[0], plain[0])
         np.testing.assert_array_equal(compiled[1], plain[1])
-
-
-def gaussian_spec():
-    model = get_noise_model("gaussian").spec
-    return model, model.defaults
 
 
 def test_evaluation_noise_depends_on_the_seed():

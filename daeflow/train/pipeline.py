@@ -60,10 +60,11 @@ def training_dataset(
     readers = [_read_group(source.clean)]
     if source.noisy is not None:
         readers.append(_read_group(source.noisy))
-    pieces = len(indices) * (repeats if patch_size else 1)  # per epoch
+    repeats = repeats if patch_size else 1
+    pieces = len(indices) * repeats  # per epoch
     compiled = pieces * (epochs - first_epoch) >= COMPILE_FROM
     draw, chunks_of, cut_chunk = _pieces(
-        source, seed, patch_size, repeats if patch_size else 1, augment, batch_size, compiled
+        source, seed, patch_size, repeats, augment, batch_size, compiled
     )
     pool = pool_size(source)
 
