@@ -131,7 +131,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument(
-        "--lr-warmup", type=float, default=0.05, help="daeflow --lr-warmup (of the budget)"
+        "--lr-warmup", type=float, default=0.1, help="daeflow --lr-warmup (of the budget)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=False)
