@@ -25,6 +25,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 SIGMA = 25.0
+# The recipe's network when --arch and --arch-param are left alone: residual_fast with ten
+# half-size convs in five residual blocks (BENCHMARKS.md, issue 15).
+RECIPE_ARCH_PARAMS = {"residual_fast": ["depth=10", "residual_blocks=true"]}
 
 
 def load_pngs(folder: Path) -> list[np.ndarray]:
@@ -75,7 +78,10 @@ def train_command(args, clean_path: Path, store: str) -> list[str]:
         "--precision",
         args.precision,
     ]
-    for pair in args.arch_param:
+    arch_params = args.arch_param
+    if arch_params is None:
+        arch_params = RECIPE_ARCH_PARAMS.get(args.arch, [])
+    for pair in arch_params:
         command += ["--arch-param", pair]
     return command
 
@@ -122,9 +128,13 @@ def main() -> int:
     parser.add_argument(
         "--arch",
         default="residual_fast",
-        help="default: residual_fast at its defaults, the net that trained best in 10 minutes",
+        help="default: residual_fast (see --arch-param), the net that trained best in 10 minutes",
     )
-    parser.add_argument("--arch-param", action="append", default=[])
+    parser.add_argument(
+        "--arch-param",
+        action="append",
+        help="daeflow --arch-param; default for residual_fast: depth=10 residual_blocks=true",
+    )
     parser.add_argument("--budget", default="570s", help="daeflow --time-budget")
     parser.add_argument("--patch-size", type=int, default=40)
     parser.add_argument("--patches-per-image", type=int, default=8)

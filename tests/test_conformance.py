@@ -38,6 +38,31 @@ def test_dilated_residual_conforms_with_ircnn_dilations():
     assert rates == [1, 2, 3, 4, 3, 2, 1]
 
 
+@pytest.mark.slow
+def test_residual_fast_blocks_conform_and_leave_an_odd_conv_plain():
+    from daeflow.architectures.residual_fast import build
+    from daeflow.plugin.registry import get_architecture
+
+    params = {"depth": 5, "width": 8, "residual_blocks": True}
+    report = check_architecture("residual_fast", params, policies=(), new_process=False)
+    assert any("training lowers the loss" in check for check in report.passed)
+    model = build((None, None, 1), {**get_architecture("residual_fast").spec.defaults, **params})
+    half = [layer.name for layer in model.layers if layer.name.startswith(("half", "block"))]
+    assert [name for name in half if "conv" in name] == [
+        "half1_conv", "block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2",
+    ]  # fmt: skip
+    # Each block adds its input to its second conv's output.
+    inputs = {
+        layer["name"]: [
+            tensor["config"]["keras_history"][0] for tensor in layer["inbound_nodes"][0]["args"][0]
+        ]
+        for layer in model.get_config()["layers"]
+        if layer["name"].endswith("_add")
+    }
+    assert inputs["block1_add"] == ["half1_conv", "block1_conv2"]
+    assert inputs["block2_add"] == ["block1_relu", "block2_conv2"]
+
+
 def _with_lambda(input_shape, params):
     import keras
 

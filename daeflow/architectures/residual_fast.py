@@ -5,11 +5,13 @@ from daeflow import Architecture, HyperParam, hookimpl
 
 def build(input_shape, params):
     """Conv at full size, 2x2 strided conv down, `depth` convs at half size with twice the
-    filters, transposed conv up plus the full-size features, one more conv; input - noise."""
+    filters (in residual blocks of two if asked), transposed conv up plus the full-size
+    features, one more conv; input - noise."""
     import keras
     from keras import layers
 
     width, k, depth = params["width"], params["kernel_size"], params["depth"]
+    blocks = depth // 2 if params["residual_blocks"] else 0
 
     def conv(x, filters, name):
         return layers.Conv2D(filters, k, padding="same", activation="relu", name=name)(x)
@@ -17,8 +19,13 @@ def build(input_shape, params):
     inputs = keras.Input(shape=input_shape, name="noisy")
     full = conv(inputs, width, "full_conv")
     x = layers.Conv2D(2 * width, 2, strides=2, activation="relu", name="down_conv")(full)
-    for i in range(1, depth + 1):
+    for i in range(1, depth - 2 * blocks + 1):
         x = conv(x, 2 * width, f"half{i}_conv")
+    for i in range(1, blocks + 1):
+        y = conv(x, 2 * width, f"block{i}_conv1")
+        y = layers.Conv2D(2 * width, k, padding="same", name=f"block{i}_conv2")(y)
+        added = layers.Add(name=f"block{i}_add")([x, y])
+        x = layers.Activation("relu", name=f"block{i}_relu")(added)
     up = layers.Conv2DTranspose(width, 2, strides=2, name="up_convt")(x)
     x = layers.Activation("relu", name="skip_relu")(layers.Add(name="skip")([up, full]))
     x = conv(x, width, "refine_conv")
@@ -35,6 +42,12 @@ ARCHITECTURE = Architecture(
         HyperParam("depth", "int", 6, "Convs at half resolution.", min=1, max=30),
         HyperParam("width", "int", 32, "Filters at full size (twice that at half).", min=4),
         HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
+        HyperParam(
+            "residual_blocks",
+            "bool",
+            False,
+            "Pair the half-size convs into blocks x + conv(conv(x)); an odd one stays plain.",
+        ),
     ),
     size_multiple=2,
     output_range="any",
