@@ -3,16 +3,19 @@
 Sub-packages, lowest first; a module imports only from packages below its own
 (tests/test_layout.py checks it):
 
-    errors, backend   exceptions users see; importing Keras quietly
+    errors            exceptions users see
+    runtime           importing Keras quietly, precision, devices, signals, tile sizes
     plugin            hook contract, spec classes, hyperparameters, manager, registry
     config, architectures   validated run options; the built-in architecture plugins
     data              arrays, checks, splits, noise models, scaled pairs, digests
-    quality           metrics, classical baselines, image grids
+    quality           metrics, classical baselines, image grids, HTML and charts
     track             every MLflow call
     infer             safe model loading, tiling, self-ensemble, scoring a model
     train             tf.data pipeline, trainer, callbacks
     workflow          what each command does, combining the stages
     cli               the Typer app
+    testing, mlflow_flavor, __main__   public names: the conformance kit, MLflow's loader
+                      module, `python -m daeflow`
 """
 
 from daeflow.plugin.hookspecs import hookimpl

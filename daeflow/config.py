@@ -6,14 +6,14 @@ and checked by the same code.
 """
 
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
 from daeflow.errors import UsageError
 from daeflow.plugin.hyperparams import convert
 from daeflow.plugin.specs import HyperParam
-from daeflow.precision import PRECISIONS
+from daeflow.runtime.devices import parse_devices
+from daeflow.runtime.precision import PRECISIONS
 
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -61,19 +61,6 @@ TRAIN_PARAMS = (
 TRAIN_PARAM_NAMES = tuple(p.name for p in TRAIN_PARAMS)
 
 
-def home() -> Path:
-    """Where daeflow keeps what belongs to runs on this machine (DAEFLOW_HOME to move it)."""
-    import os
-
-    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "daeflow"
-    return Path(os.environ.get("DAEFLOW_HOME", default))
-
-
-def run_folder(run_id: str) -> Path:
-    """A run's local folder: checkpoints, and what waits for the tracking server."""
-    return home() / "runs" / run_id
-
-
 def option_flag(name: str) -> str:
     """The command-line flag of an option: learning_rate -> --learning-rate."""
     return "--" + name.replace("_", "-")
@@ -100,66 +87,67 @@ def parse_duration(text: str | float | None) -> float | None:
     return None if seconds is None else float(seconds)
 
 
-def parse_devices(text: str) -> str | int:
-    """--devices: 'all', 'cpu' or a positive number of devices."""
-    text = str(text).strip().lower()
-    if text in ("all", "cpu"):
-        return text
-    if text.isdigit() and int(text) >= 1:
-        return int(text)
-    raise UsageError(
-        f"--devices must be all, cpu or a number of devices (1 or more). Received: {text!r}"
-    )
+DATA_PARAMS = (
+    HyperParam("clean", "str", None, "Clean images, .npy of shape (N, H, W[, C])."),
+    HyperParam("noisy", "str", None, "Noisy images aligned with --clean."),
+    HyperParam("data", "str", None, "An .npz holding both arrays."),
+    HyperParam("clean_key", "str", "clean", "Key of the clean array in --data."),
+    HyperParam("noisy_key", "str", "noisy", "Key of the noisy array in --data."),
+    HyperParam("noise", "str", None, "Synthetic noise for clean-only data: gaussian, poisson, ..."),
+    HyperParam(
+        "groups", "str", None, ".npy of one group id per image; a group stays in one split."
+    ),
+    HyperParam("val_data", "str", None, "Separate validation .npz instead of --val-fraction."),
+    HyperParam("test_data", "str", None, "Separate test .npz instead of --test-fraction."),
+    HyperParam("val_fraction", "float", 0.1, "Fraction of images for validation."),
+    HyperParam("test_fraction", "float", 0.1, "Fraction of images for the final test."),
+    HyperParam(
+        "data_range",
+        "float",
+        None,
+        "Full-scale value (default: 255 uint8, 65535 uint16, else observed).",
+    ),
+    HyperParam("pad", "bool", False, "Pad images to the size multiple the architecture needs."),
+    HyperParam(
+        "alignment_check", "bool", True, "Check that clean[i] and noisy[i] belong together."
+    ),
+)
+DATA_PATHS = ("clean", "noisy", "data", "groups", "val_data", "test_data")  # files, on the CLI
+PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-@dataclass
-class DataOptions:
-    """Where the images come from and how they are split."""
+def python_type(param: HyperParam):
+    """The Python type of a declared option's values (optional when its default is None)."""
+    kind = PYTHON_TYPES[param.type]
+    return kind | None if param.default is None else kind
 
-    clean: str | None = None
-    noisy: str | None = None
-    data: str | None = None
-    clean_key: str = "clean"
-    noisy_key: str = "noisy"
-    noise: str | None = None
-    noise_params: dict[str, Any] = field(default_factory=dict)
-    groups: str | None = None
-    val_data: str | None = None
-    test_data: str | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    data_range: float | None = None
-    pad: bool = False
-    alignment_check: bool = True
 
+def _fields(params) -> list:
+    return [(p.name, python_type(p), field(default=p.default)) for p in params]
+
+
+class _DataChecks:
     def __post_init__(self):
+        for param in DATA_PARAMS:
+            value = getattr(self, param.name)
+            setattr(self, param.name, convert(param, value, option_flag(param.name)))
         if self.data_range is not None and not (
             math.isfinite(self.data_range) and self.data_range > 0
         ):
             raise UsageError(f"--data-range must be a positive number. Received: {self.data_range}")
 
 
-@dataclass
-class TrainOptions:
-    """How the network is trained; every value is checked against TRAIN_PARAMS."""
+# Where the images come from and how they are split: DATA_PARAMS, and the noise model's
+# parameters (--noise-param, checked by the noise model's own declaration).
+DataOptions = make_dataclass(
+    "DataOptions",
+    [*_fields(DATA_PARAMS), ("noise_params", dict[str, Any], field(default_factory=dict))],
+    bases=(_DataChecks,),
+    namespace={"__module__": __name__},
+)
 
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
-    lr_warmup: float = 0.0
-    patch_size: int | None = None
-    patches_per_image: int = 1
-    augment: bool = False
-    time_budget: float | None = None
-    early_stopping: int | None = None
-    jit_compile: bool | None = None
-    precision: str = "auto"
-    devices: str = "all"
-    checkpoint_every: str = "1"
-    keep_checkpoints: int = 0
-    seed: int = 0
 
+class _TrainChecks:
     def __post_init__(self):
         for param in TRAIN_PARAMS:
             value = getattr(self, param.name)
@@ -191,7 +179,7 @@ class TrainOptions:
         return epochs, None
 
     @classmethod
-    def from_strings(cls, values: dict[str, str], seed: int) -> "TrainOptions":
+    def from_strings(cls, values: dict[str, str], seed: int):
         """Options from NAME=VALUE strings (sweep grids); unknown names are refused."""
         unknown = sorted(set(values) - set(TRAIN_PARAM_NAMES))
         if unknown:
@@ -200,6 +188,16 @@ class TrainOptions:
                 f"{', '.join(TRAIN_PARAM_NAMES)}, or arch.<hyperparameter>."
             )
         return cls(**values, seed=seed)
+
+
+# How the network is trained: TRAIN_PARAMS, each value converted and checked by its
+# declaration, and the seed (a command option of its own).
+TrainOptions = make_dataclass(
+    "TrainOptions",
+    [*_fields(TRAIN_PARAMS), ("seed", int, field(default=0))],
+    bases=(_TrainChecks,),
+    namespace={"__module__": __name__},
+)
 
 
 @dataclass
@@ -229,22 +227,7 @@ class RunConfig:
     @classmethod
     def from_params(cls, params: dict[str, str], experiment: str) -> "RunConfig":
         """The config of a logged run, from its MLflow params (strings), to resume it."""
-        from dataclasses import fields
-
-        def value(text: str | None, kind):
-            if text is None or text == "None":
-                return None
-            if "bool" in str(kind):
-                return text == "True"
-            if "float" in str(kind):
-                return float(text)
-            return text
-
-        data = {
-            f.name: value(params.get(f"data.{f.name}"), f.type)
-            for f in fields(DataOptions)
-            if f"data.{f.name}" in params
-        }
+        data = {p.name: params[f"data.{p.name}"] for p in DATA_PARAMS if f"data.{p.name}" in params}
         data["noise_params"] = {
             k[6:]: v for k, v in params.items() if k.startswith("noise.")
         }  # converted again by the noise model's declaration

@@ -8,8 +8,7 @@ PACKAGE = Path(__file__).parent.parent / "daeflow"
 # Lowest first; a module may import from its own unit and from units in lower layers.
 LAYERS = (
     ("errors",),
-    ("backend", "signals", "tiles"),
-    ("precision",),
+    ("runtime",),
     ("plugin",),  # with daeflow/__init__.py, which re-exports the plugin API
     ("config", "architectures"),
     ("data",),
@@ -93,6 +92,37 @@ def test_mlflow_is_imported_only_under_track():
             if any(name.split(".")[0] == "mlflow" for name in names):
                 outside.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert outside == []
+
+
+def _units_named(text: str) -> set[str]:
+    """The units a layout text names: `errors.py`, `runtime/`, `config, architectures`, ..."""
+    import re
+
+    found = set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        head = re.split(r"\s{2,}", stripped, maxsplit=1)[0] if stripped else ""
+        for word in re.split(r",\s*", head):
+            name = word.removesuffix(".py").removesuffix("/")
+            if name in LAYER or name == "plugin":
+                found.add(name)
+    return found
+
+
+def test_readme_package_docstring_and_layers_name_the_same_units():
+    """The README's layout block, daeflow/__init__.py's docstring and LAYERS agree."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme[
+        readme.index("```\ndaeflow/\n") : readme.index("```", readme.index("daeflow/\n"))
+    ]
+    docstring = ast.get_docstring(ast.parse((PACKAGE / "__init__.py").read_text()))
+    units = set(LAYER)
+    assert _units_named(block) == units, units ^ _units_named(block)
+    assert _units_named(docstring) == units, units ^ _units_named(docstring)
+
+
+def test_the_units_check_sees_a_missing_unit():
+    assert _units_named("  errors.py   x\n  runtime/   y") == {"errors", "runtime"}
 
 
 def test_every_sub_package_says_what_it_owns():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import Process, cli
 
-from daeflow import precision
 from daeflow.errors import UsageError
+from daeflow.runtime import precision
 
 
 def data_args(pair_files):

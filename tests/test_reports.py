@@ -11,7 +11,7 @@ from conftest import cli
 
 from daeflow.quality import charts
 from daeflow.quality.images import TILE, denoising_grid, labelled_grid
-from daeflow.workflow import report_pages
+from daeflow.workflow import run_report
 
 EXAMPLE = Path(__file__).parent.parent / "mlruns.example"
 
@@ -44,10 +44,10 @@ def test_line_and_scatter_charts_are_svg_with_the_data():
 def test_notes_say_when_a_run_is_worse_than_its_input_or_a_baseline():
     metrics = {"test_psnr": 18.0, "noisy_psnr": 20.0}
     baselines = [{"method": "nlm", "test_psnr": 29.1, "test_ssim": 0.8, "run_id": "x"}]
-    first, second = report_pages.notes(metrics, baselines)
+    first, second = run_report.notes(metrics, baselines)
     assert first.startswith("The denoised test images (18.00 dB) are worse than the noisy input")
     assert "baseline nlm scores 29.10 dB" in second and "residual_fast" in second
-    assert report_pages.notes({"test_psnr": 31.0, "noisy_psnr": 20.0}, baselines) == []
+    assert run_report.notes({"test_psnr": 31.0, "noisy_psnr": 20.0}, baselines) == []
 
 
 def test_daeflow_ui_prints_the_runs_page_of_each_experiment():

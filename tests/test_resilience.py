@@ -274,7 +274,7 @@ def test_a_stop_swallowed_where_the_signal_landed_still_stops_training(number):
     import numpy as np
 
     from daeflow.errors import Interrupted
-    from daeflow.signals import StopSignals
+    from daeflow.runtime.signals import StopSignals
     from daeflow.train.callbacks import SignalCheck
 
     class Swallowing(keras.callbacks.Callback):

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from daeflow.cli.common import TrackingUri, app, guarded
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import MARGIN, TILE
 
 ModelUri = Annotated[
     str,

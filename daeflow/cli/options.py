@@ -12,51 +12,38 @@ def _opt(kind, help_text: str, **limits):
     return Annotated[kind, typer.Option(help=help_text, **limits)]
 
 
-DATA_OPTIONS = {
-    "clean": (_opt(Path | None, "Clean images, .npy of shape (N, H, W[, C])."), None),
-    "noisy": (_opt(Path | None, "Noisy images aligned with --clean."), None),
-    "data": (_opt(Path | None, "An .npz holding both arrays."), None),
-    "clean_key": (_opt(str, "Key of the clean array in --data."), "clean"),
-    "noisy_key": (_opt(str, "Key of the noisy array in --data."), "noisy"),
-    "noise": (
-        _opt(str | None, "Synthetic noise for clean-only data: gaussian, poisson, ..."),
-        None,
-    ),
-    "noise_param": (_opt(list[str] | None, "Noise parameter KEY=VALUE, repeatable."), None),
-    "groups": (
-        _opt(Path | None, ".npy of one group id per image; a group stays in one split."),
-        None,
-    ),
-    "val_data": (_opt(Path | None, "Separate validation .npz instead of --val-fraction."), None),
-    "test_data": (_opt(Path | None, "Separate test .npz instead of --test-fraction."), None),
-    "val_fraction": (_opt(float, "Fraction of images for validation."), 0.1),
-    "test_fraction": (_opt(float, "Fraction of images for the final test."), 0.1),
-    "data_range": (
-        _opt(float | None, "Full-scale value (default: 255 uint8, 65535 uint16, else observed)."),
-        None,
-    ),
-    "pad": (_opt(bool, "Pad images to the size multiple the architecture needs."), False),
-    "alignment_check": (_opt(bool, "Check that clean[i] and noisy[i] belong together."), True),
-}
-
-_PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-def _train_options() -> dict:
-    """Typer options for every declared training option (config.TRAIN_PARAMS)."""
-    from daeflow.config import TRAIN_PARAMS
+def _declared_options(params, paths=()) -> dict:
+    """Typer options for declared options: their type, default, help and lower bound."""
+    from daeflow.config import python_type
 
     options = {}
-    for param in TRAIN_PARAMS:
-        kind = _PYTHON_TYPES[param.type]
+    for param in params:
+        kind = python_type(param)
+        if param.name in paths:
+            kind = Path | None
         limits = {"min": param.min} if param.type == "int" and param.min is not None else {}
-        if param.default is None:
-            kind = kind | None
         options[param.name] = (_opt(kind, param.help, **limits), param.default)
     return options
 
 
-TRAIN_OPTIONS = _train_options()
+def _data_options_declared() -> dict:
+    from daeflow.config import DATA_PARAMS, DATA_PATHS
+
+    options = _declared_options(DATA_PARAMS, DATA_PATHS)
+    noise_param = (_opt(list[str] | None, "Noise parameter KEY=VALUE, repeatable."), None)
+    keys = list(options)
+    keys.insert(keys.index("noise") + 1, "noise_param")  # --noise-param after --noise
+    return {k: noise_param if k == "noise_param" else options[k] for k in keys}
+
+
+def _train_options_declared() -> dict:
+    from daeflow.config import TRAIN_PARAMS
+
+    return _declared_options(TRAIN_PARAMS)
+
+
+DATA_OPTIONS = _data_options_declared()
+TRAIN_OPTIONS = _train_options_declared()
 
 
 def _data_options(values: dict):
@@ -64,9 +51,7 @@ def _data_options(values: dict):
     from daeflow.plugin.hyperparams import split_pairs
 
     values["noise_params"] = split_pairs(values.pop("noise_param") or [], "--noise-param")
-    for key in ("clean", "noisy", "data", "groups", "val_data", "test_data"):
-        values[key] = None if values[key] is None else str(values[key])
-    return DataOptions(**values)
+    return DataOptions(**values)  # paths become text, checked like every declared option
 
 
 def _train_values(values: dict):

@@ -15,7 +15,7 @@ import numpy as np
 from daeflow.infer.tiling import predict, tiles
 from daeflow.quality import metrics
 from daeflow.quality.scores import Scores, concat, score
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import MARGIN, TILE
 
 LARGE = 1024 * 1024  # pixels
 BATCH_PIXELS = 4 * 1024 * 1024  # at most this many pixels per evaluation batch

@@ -14,7 +14,7 @@ from daeflow.data.checks import check_values, resolve_data_range
 from daeflow.data.shapes import as_batch
 from daeflow.errors import DataError
 from daeflow.infer.tiling import denoise_array
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import MARGIN, TILE
 
 DTYPES = ("uint8", "uint16", "float32", "float64")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from daeflow.backend import load_keras_file
 from daeflow.errors import ModelLoadError
+from daeflow.runtime.backend import load_keras_file
 
 PROBE_MULTIPLES = (1, 2, 4, 8, 16, 32, 64)
 

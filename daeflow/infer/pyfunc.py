@@ -18,7 +18,7 @@ import numpy as np
 
 from daeflow.errors import DaeflowError
 from daeflow.infer.images import as_dtype, denoise_images
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import MARGIN, TILE
 
 
 class ImagePyfunc:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daeflow.data.shapes import as_batch, pad_to_multiple
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import MARGIN, TILE
 
 WINDOW_PIXELS = 4 * 576 * 576  # window pixels denoised in one call
 

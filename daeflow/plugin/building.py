@@ -15,8 +15,8 @@ def build_checked(
 ):
     """Build with open height and width in the Keras dtype `policy` (the output float32),
     then check that one forward pass keeps the input shape."""
-    from daeflow import precision
-    from daeflow.backend import load_keras
+    from daeflow.runtime import precision
+    from daeflow.runtime.backend import load_keras
 
     keras = load_keras()
     with precision.policy(policy):

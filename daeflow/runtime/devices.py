@@ -7,8 +7,19 @@ as N GPUs (CI tests it that way), though no faster than one device.
 import contextlib
 from dataclasses import dataclass, field
 
-from daeflow.config import parse_devices
 from daeflow.errors import UsageError
+
+
+def parse_devices(text: str) -> str | int:
+    """--devices: 'all', 'cpu' or a positive number of devices."""
+    text = str(text).strip().lower()
+    if text in ("all", "cpu"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(
+        f"--devices must be all, cpu or a number of devices (1 or more). Received: {text!r}"
+    )
 
 
 @dataclass

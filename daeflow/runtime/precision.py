@@ -40,7 +40,7 @@ def cpu_flags() -> set[str]:
 
 def tensor_core_gpus() -> list[str]:
     """Names of the visible CUDA GPUs with tensor cores (compute capability 7.0 or more)."""
-    from daeflow.backend import load_keras
+    from daeflow.runtime.backend import load_keras
 
     load_keras()  # TensorFlow started without its start-up chatter
     import tensorflow as tf
@@ -78,7 +78,7 @@ def choose(requested: str = "auto") -> Precision:
 @contextlib.contextmanager
 def policy(name: str):
     """Layers made inside compute in `name` (a Keras dtype policy); the global one after."""
-    from daeflow.backend import load_keras
+    from daeflow.runtime.backend import load_keras
 
     keras = load_keras()
     before = keras.config.dtype_policy()
@@ -91,7 +91,7 @@ def policy(name: str):
 
 def with_float32_output(model):
     """The model, its output cast to float32 by one last layer if it computes in 16 bits."""
-    from daeflow.backend import load_keras
+    from daeflow.runtime.backend import load_keras
 
     keras = load_keras()
     if all(str(t.dtype) == "float32" for t in _outputs(model)):
@@ -120,7 +120,7 @@ def in_policy(model, name: str):
     The model's configuration is rebuilt with every layer's dtype policy replaced, in
     Keras's safe mode; the float32 output layer stays float32.
     """
-    from daeflow.backend import load_keras
+    from daeflow.runtime.backend import load_keras
 
     keras = load_keras()
     if _policies(model) == {name}:
@@ -134,7 +134,7 @@ def in_policy(model, name: str):
 
 def _policies(model) -> set[str]:
     """The dtype policies of a model's layers, the float32 output layer left out."""
-    from daeflow.backend import walk_layers
+    from daeflow.runtime.backend import walk_layers
 
     return {
         layer.dtype_policy.name

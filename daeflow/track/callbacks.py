@@ -7,10 +7,8 @@ import time
 
 import numpy as np
 
-from daeflow.backend import load_keras
-from daeflow.track.names import epoch_metric
-
-HEARTBEAT, EPOCHS_DONE = "daeflow.heartbeat", "daeflow.epochs_done"
+from daeflow.runtime.backend import load_keras
+from daeflow.track.names import TAG_EPOCHS_DONE, TAG_HEARTBEAT, epoch_metric
 
 keras = load_keras()
 
@@ -36,7 +34,7 @@ class EpochLogger(keras.callbacks.Callback):
             if np.isscalar(v) or np.ndim(v) == 0
         }
         self.journal.metrics(values, step=epoch + 1)
-        self.journal.tags({HEARTBEAT: f"{time.time():.0f}", EPOCHS_DONE: str(epoch + 1)})
+        self.journal.tags({TAG_HEARTBEAT: f"{time.time():.0f}", TAG_EPOCHS_DONE: str(epoch + 1)})
 
 
 class ImageLogger(keras.callbacks.Callback):

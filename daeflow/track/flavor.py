@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from daeflow.backend import load_keras_file, walk_layers
 from daeflow.errors import ModelLoadError
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.backend import load_keras_file, walk_layers
+from daeflow.runtime.tiles import MARGIN, TILE
 
 FLAVOR_MODULE = "daeflow.mlflow_flavor"
 LOADERS = (FLAVOR_MODULE, "mlflow.keras")
@@ -279,7 +279,7 @@ def _model_kwargs(model, metadata: dict, plugin_distribution: str) -> dict:
 
 def _in_float32(model, metadata: dict):
     """The model computing in float32, whatever it was trained in (noted in the metadata)."""
-    from daeflow import precision
+    from daeflow.runtime import precision
 
     trained_in = precision.training_policy(model)
     return precision.in_policy(model, "float32"), {**metadata, "trained_precision": trained_in}

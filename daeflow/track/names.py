@@ -1,4 +1,4 @@
-"""The names of daeflow's metrics in MLflow, and how to read runs logged before them.
+"""The names of daeflow's metrics and tags in MLflow, and how to read runs logged before them.
 
 MLflow's charts view sections metrics by the prefix before the last "/", sections in
 alphabetical order, unprefixed metrics last. So the per-epoch curves live in `epoch/`,
@@ -59,3 +59,25 @@ def value(run_metrics: dict, key: str):
 def internal(name: str) -> str:
     """The internal key of an MLflow metric name (`test/psnr` -> `test_psnr`)."""
     return {v: k for k, v in NAMES.items()}.get(name, name)
+
+
+# Tags, declared once; every module reads and writes them by these names.
+TAG_COMMAND = "daeflow.command"  # which command made the run: run, sweep, tune, baseline, ...
+TAG_COMMAND_LINE = "daeflow.command_line"  # the command as typed
+TAG_HOST = "daeflow.host"  # where the run's process trains
+TAG_PID = "daeflow.pid"  # ... and its process id
+TAG_HEARTBEAT = "daeflow.heartbeat"  # time.time() of the last finished epoch
+TAG_EPOCHS = "daeflow.epochs"  # the epochs the run was asked for
+TAG_EPOCHS_DONE = "daeflow.epochs_done"
+TAG_RESUMED = "daeflow.resumed"  # how many times the run was resumed
+TAG_RESUME_CHANGES = "daeflow.resume_changes"  # training options a resume changed
+TAG_STOP_REASON = "stop_reason"  # epochs, early_stopping, time_budget, interrupted, ...
+
+
+def tag_digest(role: str) -> str:
+    """The tag holding the SHA-256 of a data role: train, val, test, evaluation."""
+    return f"data.{role}.sha256"
+
+
+TAG_TRAIN_DIGEST = tag_digest("train")
+TAG_EVALUATION_DIGEST = tag_digest("evaluation")

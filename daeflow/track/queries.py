@@ -129,10 +129,10 @@ def baselines_for(digest: str, seed, val_fraction, test_fraction) -> list[dict]:
     """
     from mlflow.exceptions import MlflowException
 
-    from daeflow.track.names import value
+    from daeflow.track.names import TAG_COMMAND, TAG_TRAIN_DIGEST, value
 
     query = (
-        f"tags.`data.train.sha256` = '{digest}' and tags.`daeflow.command` = 'baseline' "
+        f"tags.`{TAG_TRAIN_DIGEST}` = '{digest}' and tags.`{TAG_COMMAND}` = 'baseline' "
         "and attributes.status = 'FINISHED'"
     )
     try:

@@ -7,7 +7,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 from daeflow.errors import Interrupted
-from daeflow.signals import StopSignals, innermost
+from daeflow.runtime.signals import StopSignals, innermost
+from daeflow.track.names import TAG_STOP_REASON
 from daeflow.track.store import check_artifact_location, quiet, when_back
 
 KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
@@ -115,5 +116,5 @@ def mark_failed_if_running(run_id: str, reason: str) -> None:
     """End a run whose process died, if it is still RUNNING, as FAILED, saying why in a tag."""
     client = mlflow.MlflowClient()
     if client.get_run(run_id).info.status == "RUNNING":
-        client.set_tag(run_id, "stop_reason", reason)
+        client.set_tag(run_id, TAG_STOP_REASON, reason)
         client.set_terminated(run_id, "FAILED")

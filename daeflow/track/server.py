@@ -133,7 +133,7 @@ def serve(
     """Run the tracking server until it is stopped (Ctrl-C, SIGTERM); its exit code."""
     import signal
 
-    from daeflow.signals import sigterm_raises
+    from daeflow.runtime.signals import sigterm_raises
 
     cluster = None
     if store is None:

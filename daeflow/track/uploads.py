@@ -6,8 +6,6 @@ keeps every checkpoint that matters until the run ends.
 """
 
 import queue
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
@@ -77,30 +75,16 @@ def upload_checkpoint(run_id: str, folder: Path, is_best: bool, client=None) -> 
         client.log_artifacts(run_id, str(folder), BEST)
 
 
-def download_checkpoints(run_id: str, folder: Path) -> int:
-    """The run's uploaded checkpoints (last and best) into a local checkpoint folder; how many."""
-    import json
-
+def download_checkpoint(run_id: str, path: str, destination: Path) -> Path | None:
+    """The run's uploaded checkpoint `path` (LAST or BEST) as a local folder, or None."""
     from mlflow.exceptions import MlflowException
 
-    folder.mkdir(parents=True, exist_ok=True)
-    found = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for path in (LAST, BEST):
-            try:
-                local = Path(
-                    mlflow.artifacts.download_artifacts(
-                        run_id=run_id, artifact_path=path, dst_path=tmp
-                    )
-                )
-            except (MlflowException, OSError):
-                continue
-            state = local / "state.json"
-            if not state.is_file():
-                continue
-            epoch = json.loads(state.read_text())["epoch"]
-            target = folder / f"epoch-{epoch:04d}"
-            if not target.exists():
-                shutil.copytree(local, target)
-            found += 1
-    return found
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(destination)
+            )
+        )
+    except (MlflowException, OSError):
+        return None

@@ -10,10 +10,10 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from daeflow.backend import load_keras
 from daeflow.errors import TrainingError
 from daeflow.infer.evaluation import evaluate
-from daeflow.signals import raise_requested_stop
+from daeflow.runtime.backend import load_keras
+from daeflow.runtime.signals import raise_requested_stop
 
 keras = load_keras()
 

@@ -15,13 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from daeflow.backend import load_keras
 from daeflow.errors import TrainingError
+from daeflow.runtime.backend import load_keras
 from daeflow.train.callbacks import TrainingState
 
 keras = load_keras()
 
-LATEST = "latest"
+LATEST = "latest"  # a file naming the newest checkpoint
+STATE = "state.json"  # the TrainingState of a checkpoint
+MODEL = "model.keras"  # the compiled model with its optimizer state
+SET_ASIDE = "unreadable-"  # prefix of a checkpoint that could not be read
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -73,8 +76,8 @@ class Checkpointer(keras.callbacks.Callback):
         temporary = self.folder / f".{final.name}.{os.getpid()}.tmp"
         shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir()
-        self.model.save(temporary / "model.keras")
-        (temporary / "state.json").write_text(json.dumps(self.state.as_dict()))
+        self.model.save(temporary / MODEL)
+        (temporary / STATE).write_text(json.dumps(self.state.as_dict()))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temporary, final)
         _write_text(self.folder / LATEST, final.name)
@@ -93,8 +96,11 @@ def prune(folder: Path, keep: int = 0) -> None:
     if not names:
         return
     newest = names[-1]
-    state = json.loads((folder / newest / "state.json").read_text())
-    kept = {newest, checkpoint_name(state["best_epoch"])} | set(names[-1 - keep :])
+    try:
+        best = checkpoint_name(json.loads((folder / newest / STATE).read_text())["best_epoch"])
+    except (OSError, ValueError, KeyError):
+        return  # a damaged newest checkpoint: keep everything for --resume to choose from
+    kept = {newest, best} | set(names[-1 - keep :])
     for name in names:
         if name not in kept:
             shutil.rmtree(folder / name, ignore_errors=True)
@@ -108,29 +114,98 @@ class Checkpoint:
     state: TrainingState
 
 
-def latest(folder: Path) -> Path | None:
-    """The newest whole checkpoint in `folder`, or None."""
+def _whole(path: Path) -> bool:
+    return path.is_dir() and (path / STATE).is_file() and (path / MODEL).is_file()
+
+
+def newest_first(folder: Path) -> list[Path]:
+    """The whole checkpoints of `folder`: the one `latest` names, then the others, newest first."""
     folder = Path(folder)
+    found = sorted((p for p in folder.glob("epoch-*") if _whole(p)), reverse=True)
     pointer = folder / LATEST
     if pointer.is_file():
-        candidate = folder / pointer.read_text().strip()
-        if (candidate / "state.json").is_file() and (candidate / "model.keras").is_file():
-            return candidate
-    whole = sorted(p for p in folder.glob("epoch-*") if (p / "state.json").is_file() and p.is_dir())
-    return whole[-1] if whole else None
+        named = folder / pointer.read_text().strip()
+        if named in found:
+            found.remove(named)
+            found.insert(0, named)
+    return found
+
+
+def latest(folder: Path) -> Path | None:
+    """The newest whole checkpoint in `folder`, or None."""
+    found = newest_first(folder)
+    return found[0] if found else None
+
+
+def best_of(folder: Path, checkpoint: Path) -> Path:
+    """The checkpoint folder of the best epoch as `checkpoint`'s state records it."""
+    state = json.loads((checkpoint / STATE).read_text())
+    return Path(folder) / checkpoint_name(state["best_epoch"])
+
+
+class Unreadable(Exception):
+    """A checkpoint whose state or model cannot be read (a truncated or damaged file)."""
+
+
+def read_one(folder: Path, checkpoint: Path) -> Checkpoint:
+    """One checkpoint of `folder`, with the best weights so far from its best epoch's."""
+    from daeflow.errors import DaeflowError
+    from daeflow.runtime.backend import load_keras_file
+
+    try:
+        state = TrainingState.from_dict(json.loads((checkpoint / STATE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Unreadable(f"its {STATE}: {type(exc).__name__}: {exc}") from None
+    try:
+        model = load_keras_file(checkpoint / MODEL, compile=True)
+    except (DaeflowError, OSError, ValueError) as exc:
+        raise Unreadable(f"its {MODEL}: {' '.join(str(exc).split())[:160]}") from None
+    if state.best_epoch:
+        best = Path(folder) / checkpoint_name(state.best_epoch)
+        try:
+            source = model if best == checkpoint else load_keras_file(best / MODEL)
+        except (DaeflowError, OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            raise Unreadable(f"its best epoch's checkpoint {best.name}: {reason}") from None
+        state.best_weights = source.get_weights()
+    return Checkpoint(model, state)
+
+
+def read_newest(folder: Path, write=print) -> tuple[Checkpoint, Path] | tuple[None, None]:
+    """The newest checkpoint of `folder` that can be read, and its folder.
+
+    Each one that cannot be read is said in one line and set aside (renamed, not deleted),
+    and the next is tried.
+    """
+    for checkpoint in newest_first(folder):
+        try:
+            return read_one(folder, checkpoint), checkpoint
+        except Unreadable as exc:
+            aside = checkpoint.with_name(SET_ASIDE + checkpoint.name)
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(checkpoint, aside)
+            write(
+                f"Checkpoint {checkpoint.name} cannot be read ({exc}); set aside as {aside.name}."
+            )
+    return None, None
+
+
+def adopt(folder: Path, downloaded: Path) -> Path | None:
+    """Move a downloaded checkpoint into `folder` under its epoch's name; None if not whole."""
+    try:
+        epoch = json.loads((downloaded / STATE).read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return None
+    target = Path(folder) / checkpoint_name(epoch)
+    if not _whole(target):
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(downloaded), target)
+    return target
 
 
 def read(folder: Path) -> Checkpoint:
     """The newest checkpoint of a run folder, with the best weights so far."""
-    from daeflow.backend import load_keras_file
-
-    newest = latest(folder)
-    if newest is None:
+    checkpoint, _ = read_newest(folder)
+    if checkpoint is None:
         raise TrainingError(f"No checkpoint in {folder}; this run cannot be resumed.")
-    state = TrainingState.from_dict(json.loads((newest / "state.json").read_text()))
-    model = load_keras_file(newest / "model.keras", compile=True)
-    if state.best_epoch:
-        best = Path(folder) / checkpoint_name(state.best_epoch)
-        source = model if best == newest else load_keras_file(best / "model.keras")
-        state.best_weights = source.get_weights()
-    return Checkpoint(model, state)
+    return checkpoint

@@ -16,6 +16,7 @@ from daeflow.errors import UsageError
 from daeflow.plugin.specs import Architecture
 from daeflow.quality.baselines import METHODS, apply, scores, tune
 from daeflow.quality.scores import summary
+from daeflow.track.names import TAG_COMMAND, TAG_COMMAND_LINE
 
 
 class MethodModel:
@@ -44,9 +45,9 @@ def run_baseline(
     """Tune on the validation split, score the test split once, log it all as one run."""
     from daeflow.infer.evaluation import inference_ms
     from daeflow.track import logs, names, queries, runs, store
-    from daeflow.workflow import report_pages
-    from daeflow.workflow.reports import COST_SIZE, TABLE, probe_renderer, write_test_report
+    from daeflow.workflow import run_report
     from daeflow.workflow.run import log_inputs
+    from daeflow.workflow.run_report import COST_SIZE, TABLE, probe_renderer, write_test_report
 
     if method_name not in METHODS:
         raise UsageError(f"Unknown method {method_name!r}. Choose one of: {', '.join(METHODS)}.")
@@ -55,7 +56,7 @@ def run_baseline(
     placeholder = Architecture(method_name, method.library, build=_placeholder_build)
     prepared = prepare_data(data, placeholder, seed)
     write(f"Using {prepared.range_note}. Tuning {method_name} on {len(prepared.val)} images.")
-    tags = {"method": method_name, "daeflow.command": "baseline", "arch": f"baseline:{method_name}"}
+    tags = {"method": method_name, TAG_COMMAND: "baseline", "arch": f"baseline:{method_name}"}
     with runs.tracked_run(experiment, run_name or f"baseline-{method_name}", tags) as active:
         start = time.perf_counter()
         best = tune(method, prepared.val, write)
@@ -74,7 +75,7 @@ def run_baseline(
                 **prepared.params,
             }
         )
-        logs.set_tags({"daeflow.command_line": report_pages.command_line()})
+        logs.set_tags({TAG_COMMAND_LINE: run_report.command_line()})
         digest = log_inputs(prepared)
         metrics = summary(test, noisy)
         results = Path(tempfile.mkdtemp(prefix="daeflow-baseline-"))
@@ -101,7 +102,7 @@ def run_baseline(
             ("data", f"{prepared.pairs[0][3]}, {prepared.params['data.shape']}"),
             ("data digest (SHA-256)", digest),
         ]
-        page = report_pages.run_page(
+        page = run_report.run_page(
             f"daeflow baseline: {method_name}", facts, metrics, others, [], probes, worst
         )
         (results / "report.html").write_text(page)

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from daeflow.errors import UsageError
-from daeflow.workflow.reports import EXAMPLES
+from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST, TAG_TRAIN_DIGEST
+from daeflow.workflow.run_report import EXAMPLES
 
 COST = ("trainable_params", "train_seconds", "train_images_per_second", "inference_ms")
 
@@ -17,10 +18,10 @@ def find_runs(run_ids: list[str], experiment: str):
     if run_ids:
         return [queries.get_run(run_id) for run_id in run_ids]
     runs = queries.experiment_runs(experiment)
-    return [r for r in runs if r.data.tags.get("daeflow.command") != "sweep"]
+    return [r for r in runs if r.data.tags.get(TAG_COMMAND) != "sweep"]
 
 
-DIGEST_TAGS = ("data.train.sha256", "data.evaluation.sha256")
+DIGEST_TAGS = (TAG_TRAIN_DIGEST, TAG_EVALUATION_DIGEST)
 
 
 def data_digest(run) -> str | None:
@@ -59,7 +60,7 @@ def label(run) -> str:
     """What a run is: an architecture, a classical baseline, or an evaluation of a model."""
     params, tags = run.data.params, run.data.tags
     arch = params.get("arch") or params.get("method", "?")
-    if tags.get("daeflow.command") == "evaluate":
+    if tags.get(TAG_COMMAND) == "evaluate":
         return f"evaluate:{arch}"
     return arch
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from daeflow.backend import walk_layers
 from daeflow.errors import ArchitectureError
+from daeflow.runtime.backend import walk_layers
 
 CHANNELS = (1, 3)
 RELOAD = """
@@ -96,7 +96,7 @@ def _check_round_trip(model, noisy, where):
         path = os.path.join(tmp, "model.keras")
         model.save(path)
         try:
-            from daeflow.backend import load_keras_file
+            from daeflow.runtime.backend import load_keras_file
 
             loaded = load_keras_file(path)
         except ModelLoadError as exc:
@@ -170,8 +170,8 @@ MIXED_TOLERANCE = {"mixed_bfloat16": 0.05, "mixed_float16": 0.01}  # on outputs 
 def _check_policy(provided, values, shape, policy, where):
     """Built in a mixed policy, the model gives finite float32 outputs; saved as daeflow logs
     models (float32), it reloads, predicts within the policy's rounding, and runs again in it."""
-    from daeflow import precision
     from daeflow.plugin.building import build_checked
+    from daeflow.runtime import precision
     from daeflow.track.flavor import load_model_folder, save_local
 
     where = f"{where}, {policy}"

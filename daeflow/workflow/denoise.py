@@ -9,8 +9,8 @@ import numpy as np
 
 from daeflow.data.arrays import load_array
 from daeflow.errors import UsageError
-from daeflow.signals import sigterm_raises
-from daeflow.tiles import MARGIN, TILE
+from daeflow.runtime.signals import sigterm_raises
+from daeflow.runtime.tiles import MARGIN, TILE
 
 
 @dataclass
@@ -47,9 +47,9 @@ def open_denoiser(
     `precision` (auto: the fastest this machine has)."""
     import dataclasses
 
-    from daeflow import precision as precisions
     from daeflow.infer.ensemble import ensembled
     from daeflow.infer.loading import load_denoiser
+    from daeflow.runtime import precision as precisions
 
     chosen = precisions.choose(precision)  # a wrong name is refused before any loading
     if needs_store(model_uri):

@@ -7,6 +7,7 @@ from daeflow.data.checks import validated_pair
 from daeflow.data.pairs import PairSource
 from daeflow.infer.evaluation import evaluate
 from daeflow.quality.scores import summary
+from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST
 
 BATCH = 8
 
@@ -41,13 +42,13 @@ def evaluate_model(
         from daeflow.track import logs, names, runs
 
         tags = {
-            "daeflow.command": "evaluate",
+            TAG_COMMAND: "evaluate",
             "model_uri": denoiser.uri,
             "arch": denoiser.arch or "unknown",
         }
         from daeflow.data.digest import sha256_digest
 
-        tags["data.evaluation.sha256"] = sha256_digest(clean, noisy)
+        tags[TAG_EVALUATION_DIGEST] = sha256_digest(clean, noisy)
         with runs.tracked_run(experiment, None, tags) as run:
             logs.log_params(
                 {

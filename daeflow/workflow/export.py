@@ -32,7 +32,7 @@ class Exported:
 
 def export_metadata(denoiser, fmt: str) -> dict:
     """What a runtime needs to use the exported graph as daeflow does."""
-    from daeflow.tiles import MARGIN, TILE
+    from daeflow.runtime.tiles import MARGIN, TILE
 
     return {
         "format": fmt,

@@ -5,6 +5,7 @@ written from what the run logged, and tags for searching the registry.
 """
 
 from daeflow.errors import UsageError
+from daeflow.track.names import TAG_TRAIN_DIGEST
 
 USE = (
     "    daeflow denoise in.npy -o out.npy --model {uri}\n"
@@ -36,7 +37,7 @@ def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
         f"architecture: `{arch}` from plugin `{params.get('plugin.distribution', '?')}` "
         f"{params.get('plugin.version', '')}" + (f" ({hyper})" if hyper else ""),
         f"data: {params.get('data.shape', '?')} {params.get('data.dtype', '?')}, data range "
-        f"{params.get('data.range', '?')}, SHA-256 `{tags.get('data.train.sha256', '?')}`",
+        f"{params.get('data.range', '?')}, SHA-256 `{tags.get(TAG_TRAIN_DIGEST, '?')}`",
         f"split: train {params.get('split.train', '?')}, validation "
         f"{params.get('split.val', '?')}, test {params.get('split.test', '?')}; "
         f"seed {params.get('seed', '?')}",
@@ -70,7 +71,7 @@ def card_tags(run) -> dict:
     found = {
         "arch": params.get("arch"),
         "plugin": params.get("plugin.distribution"),
-        "data.sha256": run.data.tags.get("data.train.sha256"),
+        "data.sha256": run.data.tags.get(TAG_TRAIN_DIGEST),
         "data.dtype": params.get("data.dtype"),
         "data.range": params.get("data.range"),
         "precision": params.get("precision.policy"),
@@ -92,7 +93,7 @@ def register_run(run_ref: str, name: str, alias: str | None = None):
         )
     params = run.data.params
     baselines = queries.baselines_for(
-        run.data.tags.get("data.train.sha256", ""),
+        run.data.tags.get(TAG_TRAIN_DIGEST, ""),
         params.get("seed"),
         params.get("data.val_fraction"),
         params.get("data.test_fraction"),

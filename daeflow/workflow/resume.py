@@ -6,8 +6,22 @@ with the run's own options, of which the training options given on the command l
 replace the logged ones (recorded in the tag daeflow.resume_changes).
 """
 
-from daeflow.config import TRAIN_PARAM_NAMES, RunConfig, option_flag, run_folder
+import os
+import socket
+from pathlib import Path
+
+from daeflow.config import TRAIN_PARAM_NAMES, RunConfig, option_flag
 from daeflow.errors import UsageError
+from daeflow.track.names import (
+    TAG_COMMAND,
+    TAG_EPOCHS,
+    TAG_HOST,
+    TAG_PID,
+    TAG_RESUME_CHANGES,
+    TAG_RESUMED,
+    TAG_TRAIN_DIGEST,
+)
+from daeflow.workflow.run_folder import RunFolder
 
 
 def changed_options(config: RunConfig, overrides: dict) -> dict[str, tuple]:
@@ -30,8 +44,21 @@ def changed_options(config: RunConfig, overrides: dict) -> dict[str, tuple]:
 
 def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print):
     """Continue the run `run_ref` (its id, id prefix or name) and finish it."""
+    from daeflow.track import queries, store
+
+    uri = store.use_tracking_uri(tracking_uri)
+    run = queries.find_run(run_ref)
+    run_id = run.info.run_id
+    if run.data.tags.get(TAG_COMMAND) != "run":
+        raise UsageError(f"Run {run_id[:8]} is not a 'daeflow run' run; only those resume.")
+    with RunFolder(run_id) as folder:  # one process at a time on this machine
+        refuse_if_held_elsewhere(run)
+        return _resume_held(run, folder, overrides, uri, write)
+
+
+def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
     from daeflow.data.digest import sha256_digest
-    from daeflow.track import queries, runs, store, uploads
+    from daeflow.track import queries, runs
     from daeflow.train import checkpoints
     from daeflow.train.callbacks import TrainingState
     from daeflow.workflow.run import (
@@ -42,11 +69,7 @@ def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print)
         train_in_active_run,
     )
 
-    uri = store.use_tracking_uri(tracking_uri)
-    run = queries.find_run(run_ref)
     run_id = run.info.run_id
-    if run.data.tags.get("daeflow.command") != "run":
-        raise UsageError(f"Run {run_id[:8]} is not a 'daeflow run' run; only those resume.")
     experiment = queries.experiment_name(run.info.experiment_id)
     config = RunConfig.from_params(run.data.params, experiment)
     changes = changed_options(config, overrides)
@@ -59,40 +82,76 @@ def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print)
     prepared = prepare(config, write, provided)
     main = prepared.data.pairs[0]
     digest = sha256_digest(main[1], *([main[2]] if main[2] is not None else []))
-    if digest != run.data.tags.get("data.train.sha256"):
+    if digest != run.data.tags.get(TAG_TRAIN_DIGEST):
         raise UsageError(
             f"The data of run {run_id[:8]} have changed since it started (SHA-256 "
-            f"{run.data.tags.get('data.train.sha256', '?')[:12]}, now {digest[:12]}); "
+            f"{run.data.tags.get(TAG_TRAIN_DIGEST, '?')[:12]}, now {digest[:12]}); "
             "resume it with the same data, or start a new run."
         )
-    folder = run_folder(run_id) / "checkpoints"
-    if checkpoints.latest(folder) is None:
-        write("No local checkpoint; fetching the run's from the tracking store.")
-        uploads.download_checkpoints(run_id, folder)
-    if checkpoints.latest(folder) is None:
+    with prepared.placement.scope():
+        checkpoint, where = newest_checkpoint(folder, write)
+    if checkpoint is None:
         # Stopped before its first checkpoint: the same run trains again from the start,
         # with the same seed; epochs it logged already are not logged twice.
         checkpoint = checkpoints.Checkpoint(prepared.model, TrainingState())
         write(f"Run {run_id[:8]} has no checkpoint yet; training it again from epoch 1.")
     else:
-        with prepared.placement.scope():
-            checkpoint = checkpoints.read(folder)
-        write(f"Resuming run {run_id[:8]} after epoch {checkpoint.state.epoch}.")
-    import os
-    import socket
-
-    resumed = int(run.data.tags.get("daeflow.resumed", "0")) + 1
+        write(f"Resuming run {run_id[:8]} after epoch {checkpoint.state.epoch} ({where}).")
+    resumed = int(run.data.tags.get(TAG_RESUMED, "0")) + 1
     tags = {
-        "daeflow.resumed": str(resumed),
-        "daeflow.host": socket.gethostname(),
-        "daeflow.pid": str(os.getpid()),
-        "daeflow.epochs": str(config.train.epochs),
+        TAG_RESUMED: str(resumed),
+        TAG_HOST: socket.gethostname(),
+        TAG_PID: str(os.getpid()),
+        TAG_EPOCHS: str(config.train.epochs),
     }
     if changes:
-        tags["daeflow.resume_changes"] = "; ".join(
+        tags[TAG_RESUME_CHANGES] = "; ".join(
             f"{option_flag(k)} {a} -> {b}" for k, (a, b) in changes.items()
         )
     with runs.tracked_run(experiment, None, tags, run_id=run_id) as active:
-        trained = train_in_active_run(prepared, write, checkpoint, digest)
+        trained = train_in_active_run(prepared, write, checkpoint, digest, lease=folder)
     forget_local(trained)
     return outcome(active, uri, trained)
+
+
+def newest_checkpoint(folder: RunFolder, write=print):
+    """The checkpoint to go on from, and where it came from; (None, None) if there is none.
+
+    The newest local checkpoint that can be read; else the run's artifact checkpoints/last,
+    then checkpoints/best. Each one that cannot be read is said in one line.
+    """
+    import tempfile
+
+    from daeflow.track import uploads
+    from daeflow.train import checkpoints
+
+    checkpoint, path = checkpoints.read_newest(folder.checkpoints, write)
+    if checkpoint is not None:
+        return checkpoint, f"local checkpoint {path.name}"
+    folder.checkpoints.mkdir(parents=True, exist_ok=True)
+    for artifact in (uploads.LAST, uploads.BEST):
+        with tempfile.TemporaryDirectory(dir=folder.path) as tmp:
+            downloaded = uploads.download_checkpoint(folder.run_id, artifact, Path(tmp))
+            path = downloaded and checkpoints.adopt(folder.checkpoints, downloaded)
+        if path is None:
+            continue
+        try:
+            return checkpoints.read_one(folder.checkpoints, path), f"the run's {artifact}"
+        except checkpoints.Unreadable as exc:
+            write(f"The run's {artifact} cannot be read ({exc}); trying the next.")
+    return None, None
+
+
+def refuse_if_held_elsewhere(run) -> None:
+    """Refuse a run that a live process trains: one of this machine that has not taken the
+    lease yet, or one of another machine whose heartbeat is recent."""
+    from daeflow.workflow.status import state_of
+
+    tags = run.data.tags
+    mine = tags.get(TAG_HOST) == socket.gethostname() and tags.get(TAG_PID) == str(os.getpid())
+    if state_of(run) == "RUNNING" and not mine:
+        raise UsageError(
+            f"Run {run.info.run_id[:8]} is held by process {tags.get(TAG_PID, '?')} on "
+            f"{tags.get(TAG_HOST, '?')}, which trains it now (its heartbeat is recent); "
+            "wait for it to end, or stop it there first."
+        )

@@ -11,6 +11,16 @@ from daeflow.data.digest import sha256_digest
 from daeflow.data.prepare import PreparedData, prepare_data
 from daeflow.plugin import building, hyperparams
 from daeflow.plugin.registry import get_architecture
+from daeflow.track.names import (
+    TAG_COMMAND,
+    TAG_COMMAND_LINE,
+    TAG_EPOCHS,
+    TAG_HOST,
+    TAG_PID,
+    TAG_STOP_REASON,
+    tag_digest,
+)
+from daeflow.workflow.run_folder import RunFolder
 
 PROBE_PICTURES = 10
 
@@ -77,9 +87,8 @@ def prepare(
     probe = building.probe_size(
         data.source.image_shape, arch.size_multiple, config.train.patch_size
     )
-    from daeflow import precision
-    from daeflow.backend import load_keras
-    from daeflow.train import devices
+    from daeflow.runtime import devices, precision
+    from daeflow.runtime.backend import load_keras
 
     keras = load_keras()
     placement = devices.place(config.train.devices, config.train.batch_size)
@@ -132,7 +141,7 @@ def log_inputs(data: PreparedData) -> str:
         if role not in digests:
             digests[role] = sha256_digest(clean, *([noisy] if noisy is not None else []))
         digest = digests[role]
-        logs.set_tags({f"data.{role}.sha256": digest})
+        logs.set_tags({tag_digest(role): digest})
         context = "training" if role == "train" else role
         name = f"{role}:{Path(str(source)).name}"
         logs.log_dataset(clean, noisy, digest, name, str(source), context)
@@ -157,7 +166,7 @@ class Trained:
     model_uri: str
     notes: list
     baselines: list
-    home: object = None  # the local run folder, to remove once the run has ended
+    folder: object = None  # the run's RunFolder, removed once the run has ended
 
 
 def model_metadata(prepared: PreparedRun) -> dict:
@@ -178,7 +187,7 @@ def log_start(prepared: PreparedRun) -> str:
     import socket
 
     from daeflow.track import logs
-    from daeflow.workflow import report_pages
+    from daeflow.workflow import run_report
 
     config, data = prepared.config, prepared.data
     logs.log_params(
@@ -191,17 +200,22 @@ def log_start(prepared: PreparedRun) -> str:
     )
     logs.set_tags(
         {
-            "daeflow.command_line": report_pages.command_line(),
-            "daeflow.host": socket.gethostname(),
-            "daeflow.pid": str(os.getpid()),
-            "daeflow.epochs": str(config.train.epochs),
+            TAG_COMMAND_LINE: run_report.command_line(),
+            TAG_HOST: socket.gethostname(),
+            TAG_PID: str(os.getpid()),
+            TAG_EPOCHS: str(config.train.epochs),
         }
     )
     return log_inputs(data)
 
 
 def train_in_active_run(
-    prepared: PreparedRun, write=print, checkpoint=None, digest: str | None = None, also=()
+    prepared: PreparedRun,
+    write=print,
+    checkpoint=None,
+    digest: str | None = None,
+    also=(),
+    lease: RunFolder | None = None,
 ) -> Trained:
     """Log params and inputs, train with checkpoints, test once, log the model and report.
 
@@ -209,15 +223,16 @@ def train_in_active_run(
     start is logged again. Per-epoch values go through the run's journal, so the tracking
     server may come and go while training runs. SIGTERM or Ctrl-C stop training, log the
     best model so far and raise Interrupted with the command that resumes the run.
-    `also`: functions of the TrainingState that return more Keras callbacks.
+    `also`: functions of the TrainingState that return more Keras callbacks. `lease`: the
+    run's folder with its lease already held (a resumed run takes it before preparing).
     """
-    from daeflow.config import run_folder
     from daeflow.errors import Interrupted
-    from daeflow.track import callbacks, journal, queries, runs, uploads
+    from daeflow.track import callbacks, journal, queries, runs, store, uploads
     from daeflow.track.names import epoch_metric
     from daeflow.train import checkpoints, trainer
     from daeflow.train.callbacks import TrainingState
-    from daeflow.workflow.reports import probe_renderer
+    from daeflow.workflow.publishing import flush_wait, kept_for_sync, publish_kept
+    from daeflow.workflow.run_report import probe_renderer
 
     config, data, arch = prepared.config, prepared.data, prepared.provided.spec
     multiple = arch.size_multiple
@@ -232,9 +247,9 @@ def train_in_active_run(
         f"(validation {len(data.val)}, test {len(data.test)})"
         + (f", from epoch {state.epoch + 1}." if state.epoch else ".")
     )
-    home = run_folder(run_id)
-    remember_store(home)
-    log = journal.Journal(run_id, home / "journal")
+    folder = lease if lease is not None else RunFolder(run_id).take_lease()
+    folder.remember_store(store.tracking_uri())
+    log = journal.Journal(run_id, folder.journal)
     logged = 0  # epochs logged already: a resumed run may train again the ones after its checkpoint
     if checkpoint is not None:
         logged = max(log.last_step(), queries.last_step(run_id, epoch_metric("loss")))
@@ -245,12 +260,13 @@ def train_in_active_run(
         callbacks.ImageLogger(render_probes, log, key="probe", every=every, logged=logged),
         *(make(state) for make in also),
     ]
-    folder = home / "checkpoints"
     keep = config.train.keep_checkpoints
-    uploader = uploads.CheckpointUploader(run_id, after=lambda: checkpoints.prune(folder, keep))
+    uploader = uploads.CheckpointUploader(
+        run_id, after=lambda: checkpoints.prune(folder.checkpoints, keep)
+    )
     every_epochs, every_seconds = config.train.checkpoint_schedule()
     checkpointing = trainer.Checkpointing(
-        folder, every_epochs, every_seconds, keep, uploader.submit
+        folder.checkpoints, every_epochs, every_seconds, keep, uploader.submit
     )
     try:
         result = trainer.fit(
@@ -260,7 +276,7 @@ def train_in_active_run(
     except (KeyboardInterrupt, Interrupted) as stop:
         runs.begin_shutdown(write)  # until tracked_run has marked the run KILLED
         raise stopped(stop, prepared, model, state, uploader, log, write) from None
-    trained = conclude(prepared, result, digest, render_probes, home)
+    trained = conclude(prepared, result, digest, render_probes, folder)
     wait = flush_wait()
     if log.pending():
         write(
@@ -270,16 +286,19 @@ def train_in_active_run(
     left = log.close(wait)
     if left:
         what = f"{left} per-epoch records could not be sent; {log.last_error}"
-        raise kept_for_sync(run_id, home, what)
-    trained.model_uri = publish_kept(home, result.model, prepared, wait)
+        raise kept_for_sync(folder, what)
+    trained.model_uri = publish_kept(
+        folder, result.model, model_metadata(prepared), prepared.provided.plugin.distribution, wait
+    )
     uploader.close(wait)
     if uploader.owed or uploader.worker.is_alive():  # they wait for `daeflow sync`
         trained.notes.append(
-            f"The tracking server did not take the last checkpoints; they are kept in {home}. "
+            f"The tracking server did not take the last checkpoints; they are kept in "
+            f"{folder.path}. "
             f"Upload them with: daeflow sync {run_id[:8]}"
         )
     else:
-        trained.home = home  # removed once the run has ended
+        trained.folder = folder  # removed once the run has ended
     return trained
 
 
@@ -288,6 +307,7 @@ def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=prin
     the Interrupted error that says so, with the command that resumes the run."""
     from daeflow.errors import Interrupted
     from daeflow.track import runs
+    from daeflow.workflow.publishing import SHUTDOWN_WAIT
 
     run_id = runs.active_run_id()
     signal_name = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
@@ -299,7 +319,7 @@ def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=prin
         model.set_weights(state.best_weights)
         try:
             flavor_log_model(model, prepared)
-            runs.set_tag_of(run_id, "stop_reason", "interrupted")
+            runs.set_tag_of(run_id, TAG_STOP_REASON, "interrupted")
             saved = f", its best model (epoch {state.best_epoch}) logged"
         except Exception:  # the server is away: the best weights are in the checkpoints
             saved = f"; the best model (epoch {state.best_epoch}) is kept in its checkpoints"
@@ -309,45 +329,10 @@ def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=prin
     )
 
 
-STORE_FILE = "store.json"
-
-
-def remember_store(home) -> None:
-    """Record in the run's folder which tracking store the run belongs to (for `daeflow sync`)."""
-    import json
-
-    from daeflow.track.store import tracking_uri
-
-    home.mkdir(parents=True, exist_ok=True)
-    (home / STORE_FILE).write_text(json.dumps({"tracking_uri": tracking_uri()}))
-
-
-SHUTDOWN_WAIT = 30.0  # seconds a stopped run waits for its uploads
-
-
-def flush_wait() -> float:
-    """Seconds a finished run waits for the tracking server to take the rest (default 120)."""
-    import os
-
-    return float(os.environ.get("DAEFLOW_FLUSH_WAIT", "120"))
-
-
-def kept_for_sync(run_id: str, home, what: str):
-    """The error that says what stayed on this machine and how to upload it."""
-    from daeflow.errors import TrackingError
-
-    return TrackingError(
-        f"The tracking server did not take everything ({what}); the run's results are kept "
-        f"in {home}. When the server is back, upload them with: daeflow sync {run_id[:8]}"
-    )
-
-
 def forget_local(trained: Trained) -> None:
     """Remove the run's local folder: the tracking store holds everything now."""
-    import shutil
-
-    if trained.home is not None:
-        shutil.rmtree(trained.home, ignore_errors=True)
+    if trained.folder is not None:
+        trained.folder.remove()
 
 
 def flavor_log_model(model, prepared: PreparedRun):
@@ -357,15 +342,14 @@ def flavor_log_model(model, prepared: PreparedRun):
     return flavor.log_model(model, model_metadata(prepared), prepared.provided.plugin.distribution)
 
 
-def conclude(prepared: PreparedRun, result, digest: str, render_probes, home) -> Trained:
+def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) -> Trained:
     """Test once; keep the results and the model in the run's folder (logged by publish)."""
-    import json
 
     from daeflow.infer.evaluation import evaluate
     from daeflow.quality.scores import summary
     from daeflow.track import flavor, names, queries
-    from daeflow.workflow import report_pages
-    from daeflow.workflow.reports import cost_metrics, write_test_report
+    from daeflow.workflow import run_report
+    from daeflow.workflow.run_report import cost_metrics, write_test_report
 
     config, data, arch = prepared.config, prepared.data, prepared.provided.spec
     multiple = arch.size_multiple
@@ -373,7 +357,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, home) ->
         result.model, data.test.source, data.test.indices, config.train.batch_size, multiple,
         with_noisy=True,
     )  # fmt: skip
-    results = home / "results"
+    results = folder.results
     percentiles, worst = write_test_report(results, result.model, data.test, test, noisy, multiple)
     metrics = {**summary(test, noisy), **percentiles}
     metrics.update(
@@ -398,66 +382,15 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, home) ->
         ("split", f"train {len(data.train)}, validation {len(data.val)}, test {len(data.test)}"),
         ("stopped by", result.stop_reason),
     ]
-    page = report_pages.run_page(
+    page = run_report.run_page(
         f"daeflow run: {arch.name}", facts, metrics, baselines, result.history,
         render_probes(result.model), worst, arch.name,
     )  # fmt: skip
     (results / "report.html").write_text(page)
-    final = {"metrics": names.tracked(metrics), "tags": {"stop_reason": result.stop_reason}}
-    (home / "final.json").write_text(json.dumps(final))
-    flavor.save_local(result.model, home / "model", model_metadata(prepared), plugin.distribution)
-    notes = report_pages.notes(metrics, baselines, arch.name)
+    flavor.save_local(result.model, folder.model, model_metadata(prepared), plugin.distribution)
+    folder.write_final(names.tracked(metrics), {TAG_STOP_REASON: result.stop_reason})
+    notes = run_report.notes(metrics, baselines, arch.name)
     return Trained(result, metrics, "", notes, baselines)
-
-
-def publish_kept(home, model, prepared: PreparedRun, patience: float) -> str:
-    """Log the results and model kept in the run's folder; the model's URI.
-
-    A server that is away or restarting is waited for, `patience` seconds at most. If
-    logging fails (the server stays away, its disk is full), they stay in the folder and
-    `daeflow sync` uploads them later: nothing trained is lost.
-    """
-    from daeflow.track import runs
-
-    try:
-        return publish(home, model, prepared, patience)
-    except Exception as exc:
-        if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
-            raise
-        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-        raise kept_for_sync(runs.active_run_id(), home, reason) from None
-
-
-def publish(home, model, prepared: PreparedRun | None = None, patience: float = 0.0) -> str:
-    """Upload the results kept in a run's folder and log its model; the model's URI.
-
-    Used at the end of a run and by `daeflow sync` (which passes no `prepared`: the model's
-    metadata is then read back from the folder's saved model). Each step waits up to
-    `patience` seconds for a server that is away or restarting.
-    """
-    import json
-
-    from daeflow.track import flavor, logs
-    from daeflow.track.store import when_back
-    from daeflow.workflow.reports import TABLE
-
-    final = json.loads((home / "final.json").read_text())
-    results = home / "results"
-    when_back(
-        lambda: logs.log_results(results, final["metrics"], final["tags"], tables=(TABLE,)),
-        patience,
-    )
-    if prepared is not None:
-        metadata, distribution = model_metadata(prepared), prepared.provided.plugin.distribution
-    else:
-        saved = flavor.read_model_folder(home / "model")
-        metadata = {
-            k: v
-            for k, v in saved.metadata.items()
-            if k not in ("custom_object_modules", "plugin_distribution")
-        }
-        distribution = saved.metadata.get("plugin_distribution", "daeflow")
-    return when_back(lambda: flavor.log_model(model, metadata, distribution), patience).model_uri
 
 
 def run(config: RunConfig, write=print) -> RunOutcome:
@@ -471,7 +404,7 @@ def run(config: RunConfig, write=print) -> RunOutcome:
     tags = {
         "arch": arch.name,
         "plugin": prepared.provided.plugin.distribution,
-        "daeflow.command": "run",
+        TAG_COMMAND: "run",
     }
     with runs.tracked_run(config.experiment, config.run_name, tags) as active:
         trained = train_in_active_run(prepared, write)

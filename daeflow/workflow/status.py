@@ -4,9 +4,20 @@ import os
 import socket
 import time
 
-from daeflow.config import run_folder
+from daeflow.errors import UsageError
+from daeflow.track.names import (
+    TAG_COMMAND,
+    TAG_EPOCHS,
+    TAG_EPOCHS_DONE,
+    TAG_HEARTBEAT,
+    TAG_HOST,
+    TAG_PID,
+)
+from daeflow.workflow.run_folder import RunFolder
 
-STALE = 30 * 60  # seconds without a heartbeat after which a run elsewhere looks dead
+STALE = 30 * 60  # seconds without a heartbeat before a run's first epoch ends: looks dead
+LEAST = 5 * 60  # ... after its first epoch, at least this long
+INTERVALS = 3  # ... and at least this many of its checkpoint intervals, at its own pace
 
 
 def _alive(pid: int) -> bool:
@@ -24,13 +35,35 @@ def state_of(run, now: float | None = None) -> str:
     status, tags = run.info.status, run.data.tags
     if status != "RUNNING":
         return status
-    host, pid = tags.get("daeflow.host"), tags.get("daeflow.pid")
+    host, pid = tags.get(TAG_HOST), tags.get(TAG_PID)
     if host == socket.gethostname() and pid and pid.isdigit() and not _alive(int(pid)):
         return "RUNNING, process gone"
-    beat = float(tags.get("daeflow.heartbeat", run.info.start_time / 1000))
-    if (now or time.time()) - beat > STALE:
+    beat = float(tags.get(TAG_HEARTBEAT, run.info.start_time / 1000))
+    if (now or time.time()) - beat > silence_allowed(run):
         return f"RUNNING, silent for {((now or time.time()) - beat) / 60:.0f} min"
     return status
+
+
+def silence_allowed(run) -> float:
+    """Seconds without a heartbeat after which a RUNNING run of another machine looks dead
+    (and its lease may be taken over): INTERVALS checkpoint intervals at the pace of its
+    epochs so far, at least LEAST; STALE until its first epoch has ended."""
+    from daeflow.config import parse_duration
+
+    tags = run.data.tags
+    done, beat = tags.get(TAG_EPOCHS_DONE, "0"), tags.get(TAG_HEARTBEAT)
+    if beat is None or not done.isdigit() or int(done) == 0:
+        return STALE
+    per_epoch = max(0.0, float(beat) - run.info.start_time / 1000) / int(done)
+    every = str(run.data.params.get("checkpoint_every", "1")).strip()
+    try:
+        interval = per_epoch * int(every)
+    except ValueError:
+        try:
+            interval = max(per_epoch, parse_duration(every) or 0.0)
+        except UsageError:
+            interval = per_epoch
+    return max(LEAST, INTERVALS * interval)
 
 
 def rows(runs) -> list[dict]:
@@ -40,12 +73,12 @@ def rows(runs) -> list[dict]:
     table = []
     for run in runs:
         tags, params = run.data.tags, run.data.params
-        if tags.get("daeflow.command") != "run":
+        if tags.get(TAG_COMMAND) != "run":
             continue
         state = state_of(run)
         resumable = state not in ("RUNNING", "FINISHED")
         then = f"daeflow run --resume {run.info.run_id[:8]}" if resumable else ""
-        if resumable and (run_folder(run.info.run_id) / "final.json").is_file():
+        if resumable and RunFolder(run.info.run_id).has_ended_training():
             then = f"daeflow sync {run.info.run_id[:8]}"  # trained; its results wait here
         table.append(
             {
@@ -53,10 +86,10 @@ def rows(runs) -> list[dict]:
                 "run_name": run.info.run_name,
                 "state": state,
                 "arch": params.get("arch", "?"),
-                "epochs": f"{tags.get('daeflow.epochs_done', '0')}/"
-                f"{tags.get('daeflow.epochs', params.get('epochs', '?'))}",
+                "epochs": f"{tags.get(TAG_EPOCHS_DONE, '0')}/"
+                f"{tags.get(TAG_EPOCHS, params.get('epochs', '?'))}",
                 "best_val_psnr": value(run.data.metrics, "best_val_psnr"),
-                "host": tags.get("daeflow.host", "?"),
+                "host": tags.get(TAG_HOST, "?"),
                 "next_command": then,
             }
         )

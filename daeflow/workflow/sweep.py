@@ -8,6 +8,7 @@ import numpy as np
 
 from daeflow.config import TRAIN_PARAM_NAMES, RunConfig, TrainOptions
 from daeflow.errors import DaeflowError, UsageError
+from daeflow.track.names import TAG_COMMAND
 
 
 @dataclass
@@ -104,12 +105,12 @@ def metric_key(label: str) -> str:
 def run_sweep(base: RunConfig, archs: list[str], grid: dict, seeds: list[int], write=print):
     """Train every configuration for every seed under one parent run; failures are recorded."""
     from daeflow.track import logs, runs, store
-    from daeflow.workflow import report_pages
+    from daeflow.workflow import run_report
 
     points = check_grid(base, archs, grid, seeds)
     store.use_tracking_uri(base.tracking_uri)
     children = [Child(label, seed) for label in points for seed in seeds]
-    tags = {"daeflow.command": "sweep"}
+    tags = {TAG_COMMAND: "sweep"}
     with runs.tracked_run(base.experiment, base.run_name or "sweep", tags) as parent:
         logs.log_params(
             {
@@ -131,7 +132,7 @@ def run_sweep(base: RunConfig, archs: list[str], grid: dict, seeds: list[int], w
             ("data", base.data.data or base.data.clean or "demo photographs"),
         ]
         logs.log_text(
-            report_pages.sweep_page("daeflow sweep", facts, children, summary), "report.html"
+            run_report.sweep_page("daeflow sweep", facts, children, summary), "report.html"
         )
     return parent.info.run_id, children, summary
 
@@ -152,7 +153,7 @@ def _run_child(base, arch, point, child: Child, write) -> None:
                 {
                     "arch": arch,
                     "plugin": prepared.provided.plugin.distribution,
-                    "daeflow.command": "run",
+                    TAG_COMMAND: "run",
                 }
             )
             child.metrics = workflow.train_in_active_run(prepared, write).metrics

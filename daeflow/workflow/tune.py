@@ -16,6 +16,7 @@ from pathlib import Path
 
 from daeflow.config import DataOptions, RunConfig, TrainOptions
 from daeflow.errors import DaeflowError, UsageError
+from daeflow.track.names import TAG_COMMAND
 from daeflow.workflow.space import Dimension, check_space, parse_space
 
 METRICS = ("val_psnr", "val_ssim")
@@ -183,7 +184,7 @@ def run_tune(plan: Plan, write=print):
     if parent_id and not _run_exists(parent_id):
         parent_id = None
     tags = {
-        "daeflow.command": "tune",
+        TAG_COMMAND: "tune",
         "optuna.study": options.name,
         "optuna.storage": store.without_credentials(options.storage),
     }
@@ -346,7 +347,7 @@ class Objective:
 
         tags = {
             "mlflow.parentRunId": plan.parent_run_id,
-            "daeflow.command": "run",
+            TAG_COMMAND: "run",
             "arch": arch,
             "plugin": provided.plugin.distribution,
             "optuna.study": plan.study.name,
@@ -386,7 +387,7 @@ def _shown(value) -> str:
 
 def _clear_keras() -> None:
     """Free the finished trial's graphs: a worker builds many models in one process."""
-    from daeflow.backend import load_keras
+    from daeflow.runtime.backend import load_keras
 
     load_keras().backend.clear_session()
 

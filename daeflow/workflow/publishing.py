@@ -1,0 +1,72 @@
+"""Sending what a run kept in its folder to the tracking store: at the end of a run, and by
+`daeflow sync` after the server was away. Nothing trained is lost when the store fails."""
+
+import os
+
+from daeflow.workflow.run_folder import RunFolder
+
+SHUTDOWN_WAIT = 30.0  # seconds a stopped run waits for its uploads
+
+
+def flush_wait() -> float:
+    """Seconds a finished run waits for the tracking server to take the rest (default 120)."""
+    return float(os.environ.get("DAEFLOW_FLUSH_WAIT", "120"))
+
+
+def kept_for_sync(folder: RunFolder, what: str):
+    """The error that says what stayed on this machine and how to upload it."""
+    from daeflow.errors import TrackingError
+
+    return TrackingError(
+        f"The tracking server did not take everything ({what}); the run's results are kept "
+        f"in {folder.path}. When the server is back, upload them with: "
+        f"daeflow sync {folder.run_id[:8]}"
+    )
+
+
+def publish_kept(folder: RunFolder, model, metadata: dict, distribution: str, patience: float):
+    """Log the results and model kept in the run's folder; the model's URI.
+
+    A server that is away or restarting is waited for, `patience` seconds at most. If
+    logging fails (the server stays away, its disk is full), they stay in the folder and
+    `daeflow sync` uploads them later.
+    """
+    try:
+        return publish(folder, model, metadata, distribution, patience)
+    except Exception as exc:
+        if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
+            raise
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        raise kept_for_sync(folder, reason) from None
+
+
+def publish(
+    folder: RunFolder, model, metadata: dict, distribution: str, patience: float = 0.0
+) -> str:
+    """Upload the results kept in a run's folder and log its model; the model's URI.
+
+    Each step waits up to `patience` seconds for a server that is away or restarting.
+    """
+    from daeflow.track import flavor, logs
+    from daeflow.track.store import when_back
+    from daeflow.workflow.run_report import TABLE
+
+    final = folder.read_final()
+    when_back(
+        lambda: logs.log_results(folder.results, final["metrics"], final["tags"], tables=(TABLE,)),
+        patience,
+    )
+    return when_back(lambda: flavor.log_model(model, metadata, distribution), patience).model_uri
+
+
+def saved_model(folder: RunFolder):
+    """The final model kept in the folder, with the metadata and distribution to log it with."""
+    from daeflow.track import flavor
+
+    model, saved = flavor.load_model_folder(folder.model)
+    metadata = {
+        k: v
+        for k, v in saved.metadata.items()
+        if k not in ("custom_object_modules", "plugin_distribution")
+    }
+    return model, metadata, saved.metadata.get("plugin_distribution", "daeflow")
