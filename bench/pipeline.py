@@ -145,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     print_machine()
 
-    from daeflow.backend import load_keras
+    from daeflow.runtime.backend import load_keras
 
     load_keras()
     from daeflow.data.arrays import ImageArray, load_array
