@@ -9,8 +9,11 @@ from daeflow.errors import UsageError
 USE = (
     "    daeflow denoise in.npy -o out.npy --model {uri}\n"
     '    mlflow.pyfunc.load_model("{uri}").predict(image)  # uint8, uint16 or float images\n'
-    "    mlflow models serve -m {uri} --env-manager local"
+    "    daeflow serve {uri}  # MLflow's scoring server on 127.0.0.1:5001"
 )
+# On a version: its model passed `daeflow check-model` when it was registered.
+MODEL_CHECK_TAG = "daeflow.model_check"
+MODEL_CHECK_PASSED = "passed"
 
 
 def _number(value, digits: int) -> str:
@@ -101,7 +104,23 @@ def register_run(run_ref: str, name: str, alias: str | None = None):
     def describe(registered) -> str:
         return model_card(run, baselines, name, registered.uri)
 
-    return registry.register(run, name, describe, card_tags(run), alias)
+    registry.check_name(name)
+    model_id = registry.run_model_id(run)
+    check_logged_model(run, model_id)
+    tags = {**card_tags(run), MODEL_CHECK_TAG: MODEL_CHECK_PASSED}
+    return registry.register(run, name, describe, tags, alias, model_id)
+
+
+def check_logged_model(run, model_id: str) -> None:
+    """Refuse, before a version exists, a logged model that `daeflow check-model` refuses."""
+    import tempfile
+    from pathlib import Path
+
+    from daeflow.track.model_check import checked_model
+
+    where = f"of run {run.info.run_id[:8]} (models:/{model_id})"
+    with tempfile.TemporaryDirectory(prefix="daeflow-register-") as tmp:
+        checked_model(f"models:/{model_id}", Path(tmp) / "model", where=where)
 
 
 def best_child(parent_run_id: str, metric: str = "best_val_psnr") -> str:
