@@ -25,7 +25,6 @@ from daeflow.tiles import MARGIN, TILE
 from daeflow.track.model_check import (  # noqa: F401  (not_plugin_modules: for run.py)
     FLAVOR_MODULE,
     ModelFolder,
-    check_custom_object_names,
     check_model_folder,
     not_plugin_modules,
     plugin_hint,
@@ -54,7 +53,7 @@ def read_model_folder(path, where: str | None = None) -> ModelFolder:
     it names; refuse it in one line if it fails."""
     where = where or str(path)
     folder = check_model_folder(path, where)
-    for module in check_custom_object_names(folder.metadata, where):
+    for module in folder.metadata.get("custom_object_modules") or []:  # names checked
         try:
             importlib.import_module(module)
         except ImportError:
