@@ -49,3 +49,40 @@ def test_onnx_export_without_its_tools_says_what_to_install(tmp_path, monkeypatc
         "export", tmp_path / "m.keras", "--format", "onnx", "-o", tmp_path / "m.onnx", code=2
     )
     one_error_line(result, 2, "pip install 'daeflow[export]'")
+
+
+def test_register_checks_the_logged_model_and_tags_the_version(tracking_uri, fresh_model):
+    """The model daeflow logs has no `code` entry and no pickle, passes `check-model`, and its
+    version records that; a tampered copy in the store is refused before a version exists."""
+    from pathlib import Path
+
+    import yaml
+
+    from daeflow.track.flavor import log_model
+
+    mlflow.set_experiment("registry-check")
+    with mlflow.start_run() as run:
+        log_model(fresh_model(), {"data_range": 255.0, "size_multiple": 1}, "daeflow")
+    (mlmodel,) = Path(tracking_uri.removeprefix("sqlite:///")).parent.glob(
+        "mlruns/*/models/*/artifacts/MLmodel"
+    )
+    pyfunc = yaml.safe_load(mlmodel.read_text())["flavors"]["python_function"]
+    assert pyfunc["loader_module"] == "daeflow.mlflow_flavor" and "code" not in pyfunc
+    files = [p.relative_to(mlmodel.parent).as_posix() for p in mlmodel.parent.rglob("*")]
+    assert not [f for f in files if f.endswith((".pkl", ".py")) or f.startswith("code")], files
+    checked = cli("check-model", f"runs:/{run.info.run_id}/model")
+    assert "a plain daeflow model" in checked.stdout
+
+    cli("register", run.info.run_id, "--name", "checked")
+    client = mlflow.MlflowClient()
+    assert client.get_model_version("checked", "1").tags["daeflow.model_check"] == "passed"
+
+    marker = mlmodel.parent / "code" / "daeflow"
+    marker.mkdir(parents=True)
+    (marker / "__init__.py").write_text("raise SystemExit('imported')\n")
+    conf = yaml.safe_load(mlmodel.read_text())
+    conf["flavors"]["python_function"]["code"] = "code"
+    mlmodel.write_text(yaml.safe_dump(conf))
+    result = cli("register", run.info.run_id, "--name", "checked", code=2)
+    one_error_line(result, 2, f"refuses the model of run {run.info.run_id[:8]}", "carries 'code'")
+    assert [str(v.version) for v in client.search_model_versions("name = 'checked'")] == ["1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import one_error_line
+from conftest import free_port, one_error_line
 from typer.testing import CliRunner
 
 from daeflow.cli import app
@@ -263,3 +263,201 @@ def test_the_install_hint_never_passes_options_from_a_model(tmp_path):
     )
     line = refused(denoise(folder, tmp_path), "Install the daeflow plugin that made the model")
     assert "pip install" not in line and "evil" not in line
+
+
+# Tampered copies of a daeflow model (issue 25): MLflow's own loaders would run their code;
+# `daeflow check-model`, `serve` and `denoise` refuse them without running it.
+TAMPERED = ("code-package", "pickle-with-keras", "pickle-only")
+
+
+class _Payload:
+    """Unpickled, it creates the marker file: what a hostile python_model.pkl does."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def saved_model_folder(tmp_path_factory):
+    """A daeflow model folder as a run logs it, saved once; copy it before changing it."""
+    return daeflow_model_folder(tmp_path_factory.mktemp("saved") / "model")
+
+
+def model_copy(saved_model_folder, tmp_path, name="model") -> Path:
+    import shutil
+
+    return Path(shutil.copytree(saved_model_folder, tmp_path / name))
+
+
+def tampered(saved_model_folder, tmp_path, kind: str) -> tuple[Path, Path]:
+    """A copy of a daeflow model that runs code when MLflow loads it, and the marker it makes."""
+    import pickle
+
+    folder, marker = model_copy(saved_model_folder, tmp_path, kind), tmp_path / f"{kind}.ran"
+    if kind == "code-package":
+        (folder / "code" / "daeflow").mkdir(parents=True)
+        (folder / "code" / "daeflow" / "__init__.py").write_text(
+            f"open({str(marker)!r}, 'w').write('ran')\n"
+        )
+        edit_mlmodel(folder, lambda conf: conf["flavors"]["python_function"].update(code="code"))
+        return folder, marker
+    (folder / "python_model.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+
+    def pickled_loader(conf):
+        conf["flavors"]["python_function"].update(
+            loader_module="mlflow.pyfunc.model", python_model="python_model.pkl"
+        )
+        if kind == "pickle-only":
+            del conf["flavors"]["keras"]
+
+    edit_mlmodel(folder, pickled_loader)
+    return folder, marker
+
+
+def daeflow_process(*args, env=None) -> subprocess.CompletedProcess:
+    """`python -m daeflow ...` in a fresh interpreter, where a shadowing package would win."""
+    return subprocess.run(
+        [sys.executable, "-m", "daeflow", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def one_line_exit_2(done: subprocess.CompletedProcess, *fragments) -> str:
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr + done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: daeflow refuses the model ")
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    return line
+
+
+def test_the_tampered_folders_run_code_through_mlflows_own_loader(saved_model_folder, tmp_path):
+    """What daeflow cannot prevent (the README says so): MLflow's loader imports the `code`
+    package and unpickles python_model.pkl before any daeflow code runs. This also proves
+    that the folders the next test refuses are live."""
+    folders = [tampered(saved_model_folder, tmp_path, kind) for kind in TAMPERED]
+    script = (
+        "import sys, mlflow.pyfunc\n"
+        "for folder in sys.argv[1:]:\n"
+        "    try:\n"
+        "        mlflow.pyfunc.load_model(folder)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, *(str(folder) for folder, _ in folders)],
+        capture_output=True,
+        timeout=300,
+    )
+    assert [marker.exists() for _, marker in folders] == [True, True, True]
+
+
+@pytest.mark.parametrize("kind", TAMPERED)
+def test_check_model_serve_and_denoise_refuse_a_tampered_folder(saved_model_folder, tmp_path, kind):
+    folder, marker = tampered(saved_model_folder, tmp_path, kind)
+    reason = {
+        "code-package": "carries 'code'",
+        "pickle-with-keras": "its pyfunc loader is 'mlflow.pyfunc.model'",
+        "pickle-only": "it is a pickled Python model",
+    }[kind]
+    one_line_exit_2(daeflow_process("check-model", folder), reason)
+    port = str(free_port())
+    one_line_exit_2(daeflow_process("serve", folder, "--port", port), reason)
+    refused(denoise(folder, tmp_path), reason)
+    assert not marker.exists()
+
+
+def check_model(folder):
+    return CliRunner().invoke(app, ["check-model", str(folder)])
+
+
+def test_check_model_says_a_plain_daeflow_model_is_one(saved_model_folder):
+    result = check_model(saved_model_folder)
+    assert result.exit_code == 0, result.output
+    (line,) = result.stdout.strip().splitlines()
+    assert "a plain daeflow model: pyfunc loader daeflow.mlflow_flavor" in line
+    assert "config.json, metadata.json, model.weights.h5" in line
+
+
+def _rewrite_archive(folder: Path, edit) -> None:
+    import zipfile
+
+    keras_file = folder / "data" / "model.keras"
+    with zipfile.ZipFile(keras_file) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    edit(members)
+    with zipfile.ZipFile(keras_file, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def _lambda_config(members: dict) -> None:
+    import json
+
+    config = json.loads(members["config.json"])
+    config["config"]["layers"].append({"class_name": "Lambda", "config": {"function": "x"}})
+    members["config.json"] = json.dumps(config).encode()
+
+
+FOLDER_EDITS = {
+    "a .pkl file": (
+        lambda f, t: (f / "data" / "extra.pkl").write_bytes(b"x"),
+        "holds a pickle ('data/extra.pkl')",
+    ),
+    "a pickle by its content": (
+        lambda f, t: (f / "notes.bin").write_bytes(b"\x80\x04\x95."),
+        "holds a pickle ('notes.bin')",
+    ),
+    "a Python file": (
+        lambda f, t: (f / "helper.py").write_text("print()"),
+        "holds Python code ('helper.py')",
+    ),
+    "a code folder": (
+        lambda f, t: (f / "code").mkdir(),
+        "holds a 'code' folder",
+    ),
+    "a link out": (
+        lambda f, t: (f / "leak").symlink_to(t),
+        "the link 'leak' leaves the model folder",
+    ),
+    "a FIFO": (lambda f, t: os.mkfifo(f / "pipe"), "'pipe' is not a regular file"),
+    "another flavour": (
+        lambda f, t: edit_mlmodel(f, lambda c: c["flavors"].update(sklearn={"pickled": "m"})),
+        "flavours daeflow's models never have (sklearn)",
+    ),
+    "an extra archive member": (
+        lambda f, t: _rewrite_archive(f, lambda m: m.update({"run.py": b"print()"})),
+        "'model.keras' holds 'run.py', which a Keras model file does not",
+    ),
+    "a Lambda layer": (
+        lambda f, t: _rewrite_archive(f, _lambda_config),
+        "'model.keras' holds a Lambda layer",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", FOLDER_EDITS, ids=str)
+def test_check_model_and_denoise_refuse_a_folder_that_is_not_plain(
+    saved_model_folder, tmp_path, edit
+):
+    change, fragment = FOLDER_EDITS[edit]
+    folder = model_copy(saved_model_folder, tmp_path)
+    change(folder, tmp_path)
+    refused(check_model(folder), fragment)
+    refused(denoise(folder, tmp_path), fragment)  # one set of rules for every command
+
+
+def test_only_daeflows_loader_is_served(saved_model_folder, tmp_path):
+    """MLflow's Keras loader is safe to load from but is not daeflow's pyfunc: not served."""
+    folder = model_copy(saved_model_folder, tmp_path)
+    edit_mlmodel(
+        folder, lambda conf: conf["flavors"]["python_function"].update(loader_module="mlflow.keras")
+    )
+    refused(check_model(folder), "its pyfunc loader is 'mlflow.keras', not daeflow's")

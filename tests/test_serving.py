@@ -1,5 +1,6 @@
 """From a run to a served model: the registry through a real `mlflow server`, the pyfunc on raw
-images, `mlflow models serve` answering like `daeflow denoise`, and exports checked against Keras.
+images, `daeflow serve` (MLflow's scoring server) answering like `daeflow denoise`, and exports
+checked against Keras.
 """
 
 import base64
@@ -96,6 +97,7 @@ def check_registry_over_rest(api: str, run_id: str) -> None:
         assert "data range 255" in card and "SHA-256" in card and "precision" in card
         tags = {t["key"]: t["value"] for t in entry["tags"]}
         assert tags["arch"] == "conv_baseline" and tags["data.dtype"] == "uint8"
+        assert tags["daeflow.model_check"] == "passed"
         assert float(tags["test_psnr"]) > 0
     assert f"models:/{NAME}@champion" in card
 
@@ -158,18 +160,17 @@ MALFORMED = [
 ]
 
 
-def test_mlflow_models_serve_answers_as_daeflow_denoise(registry, tmp_path, monkeypatch):
-    """`mlflow models serve -m models:/denoiser@champion --env-manager local` on 127.0.0.1:
-    uint8 and uint16 images as MLflow's JSON tensors and as a base64 .npy give what
-    `daeflow denoise` gives, bit for bit; malformed requests get a 4xx with a message."""
+def test_daeflow_serve_answers_as_daeflow_denoise(registry, tmp_path, monkeypatch):
+    """`daeflow serve models:/denoiser@champion` (MLflow's scoring server on the checked copy)
+    from a venv that is not activated: uint8 and uint16 images as MLflow's JSON tensors and
+    as a base64 .npy give what `daeflow denoise` gives, bit for bit; malformed requests get
+    a 4xx with a message."""
     uri, _, tmp = registry
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-               f"models:/{NAME}@champion", "--env-manager", "local",
-               "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
-    bin_folder = str(Path(sys.executable).parent)  # where uvicorn is
-    monkeypatch.setenv("PATH", bin_folder + os.pathsep + os.environ["PATH"])
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    command = [sys.executable, "-m", "daeflow", "serve", f"models:/{NAME}@champion",
+               "--tracking-uri", uri, "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no venv: its uvicorn and mlflow are not here
+    assert shutil.which("uvicorn") is None and shutil.which("mlflow") is None
     with open(tmp / "serve.log", "ab") as log:
         scorer = Server(command, port, log).start()
     try:

@@ -12,6 +12,7 @@ from daeflow.cli import (
     server,
     inference,
     registry,
+    serving,
     listing,
     authoring,
 )

@@ -1,35 +1,35 @@
 """daeflow's MLflow model flavour: MLflow's Keras flavour, read back as data only.
 
 A model is data; daeflow never runs code that comes with it. Before anything is
-imported or loaded, the MLmodel file (YAML, read with a safe loader) must describe
-a Keras model saved as a `.keras` file inside the model folder. Refused, with the
-reason: an exported TensorFlow SavedModel (`save_exported_model: true`, whose graph
-runs when loaded), a pickled Python model, a foreign pyfunc loader, and
-`custom_object_modules` that belong neither to daeflow nor to an installed daeflow
-plugin. The `.keras` file is then loaded in Keras's safe mode.
+imported or loaded, the model folder must pass the rules of `daeflow.track.model_check`
+(read as data: the MLmodel file with a safe YAML loader, the file list, the `.keras`
+archive's members); only then are the layer modules it names imported (each of an
+installed daeflow plugin) and the `.keras` file loaded in Keras's safe mode.
 
 The same checks serve `daeflow denoise`/`evaluate` and `mlflow.pyfunc.load_model`,
 whose loader module is `daeflow.mlflow_flavor` (a stable name written into every
-logged MLmodel, which loads through this module). One limit: for a pyfunc flavour with a
-`code` entry, MLflow's own loader adds that folder to Python's path before daeflow's
-loader runs; daeflow's commands refuse such models before MLflow sees them.
+logged MLmodel, which loads through this module). One limit: MLflow's own loaders act on
+the MLmodel before daeflow's loader runs (a `code` entry goes on Python's path, a
+foreign loader module is imported), so for a folder someone may have tampered with only
+daeflow's commands (`check-model`, `serve`, `denoise`, ...) can refuse it first.
 """
 
 import importlib
-import math
 import os
-import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from daeflow.errors import ModelLoadError
 from daeflow.runtime.backend import load_keras_file, walk_layers
 from daeflow.runtime.tiles import MARGIN, TILE
+from daeflow.track.model_check import (  # noqa: F401  (not_plugin_modules: for run.py)
+    FLAVOR_MODULE,
+    ModelFolder,
+    check_model_folder,
+    not_plugin_modules,
+    plugin_hint,
+)
 
-FLAVOR_MODULE = "daeflow.mlflow_flavor"
-LOADERS = (FLAVOR_MODULE, "mlflow.keras")
 # What the pyfunc of models logged since daeflow 0.2 takes (metadata "pyfunc_input");
 # older models take float32 (N, H, W, C) images on [0, 1].
 OWN_SCALE = "images in their own dtype and range"
@@ -42,15 +42,6 @@ PYFUNC_PARAMS = (  # name, MLflow type, default
 )
 
 
-@dataclass(frozen=True)
-class ModelFolder:
-    """A checked MLflow model folder: where its .keras file is and what its metadata says."""
-
-    path: Path
-    keras_file: Path
-    metadata: dict
-
-
 def custom_object_modules(model) -> list[str]:
     """Modules that define the model's non-Keras layers (to import before loading)."""
     modules = {type(layer).__module__ for layer in walk_layers(model)}
@@ -58,144 +49,19 @@ def custom_object_modules(model) -> list[str]:
 
 
 def read_model_folder(path, where: str | None = None) -> ModelFolder:
-    """Check an MLflow model folder as described above; refuse it in one line if it fails."""
-    from mlflow.models import Model
-
-    path, where = Path(path), where or str(path)
-    refuse = f"daeflow refuses the model {where}:"
-    mlmodel = path / "MLmodel"
-    if not mlmodel.is_file():
-        raise ModelLoadError(
-            f"{where} holds no MLmodel file. Pass an MLflow model (runs:/<run id>/model, "
-            "models:/<name>/<version>, a model folder) or a .keras file."
-        )
-    _inside(mlmodel, path, refuse, "its MLmodel file")
-    try:
-        conf = Model.load(str(mlmodel))
-    except Exception as exc:
-        raise ModelLoadError(f"The MLmodel file of {where} cannot be read: {exc}.") from None
-    flavors = conf.flavors if isinstance(conf.flavors, dict) else {}
-    pyfunc = flavors.get("python_function") or {}
-    if not isinstance(pyfunc, dict):
-        raise ModelLoadError(f"{refuse} its python_function flavour is not a mapping.")
-    if "keras" not in flavors:
-        if "python_model" in pyfunc or "cloudpickle_version" in pyfunc:
-            raise ModelLoadError(
-                f"{refuse} it is a pickled Python model, and daeflow never runs code that "
-                "comes with a model. Log the Keras model with daeflow."
-            )
-        raise ModelLoadError(
-            f"{refuse} it has no Keras flavour (flavours: {', '.join(flavors) or 'none'})."
-        )
-    keras_conf = flavors["keras"]
-    if not isinstance(keras_conf, dict):
-        raise ModelLoadError(f"{refuse} its keras flavour is not a mapping.")
-    if keras_conf.get("save_exported_model"):
-        raise ModelLoadError(
-            f"{refuse} it is an exported TensorFlow SavedModel, whose graph would run when "
-            "loaded and which has no safe mode. Log it as a .keras model."
-        )
-    loader = pyfunc.get("loader_module")
-    if pyfunc and loader not in LOADERS:
-        raise ModelLoadError(
-            f"{refuse} its pyfunc loader is {loader!r}, not daeflow's or MLflow's Keras loader."
-        )
-    for key in ("code", "data", "model_config"):
-        if pyfunc.get(key):
-            raise ModelLoadError(
-                f"{refuse} its python_function flavour carries {key!r} "
-                f"({pyfunc[key]!r}), which daeflow's models never have and which would put "
-                "files of the model on Python's path."
-            )
-    data = Path(str(keras_conf.get("data", "data")))
-    if data.is_absolute():
-        raise ModelLoadError(f"{refuse} its Keras data path {str(data)!r} leaves the model folder.")
-    folder = path / data
-    _inside(folder, path, refuse, f"its Keras data path {str(data)!r}")
-    keras_file = folder / "model.keras" if folder.is_dir() else folder.with_suffix(".keras")
-    if not keras_file.is_file():
-        raise ModelLoadError(f"{refuse} it holds no .keras file ({keras_file.name} is missing).")
-    _inside(keras_file, path, refuse, f"its .keras file {keras_file.name!r}")
-    metadata = conf.metadata if conf.metadata is not None else {}
-    if not isinstance(metadata, dict):
-        raise ModelLoadError(f"{refuse} its metadata is not a mapping.")
-    _check_numbers(metadata, refuse)
-    check_custom_object_modules(metadata, where)
-    return ModelFolder(path, keras_file, metadata)
-
-
-def _inside(target: Path, folder: Path, refuse: str, what: str) -> None:
-    """Refuse a path that leads (through '..' or a link) out of the model folder."""
-    if not target.resolve().is_relative_to(folder.resolve()):
-        raise ModelLoadError(f"{refuse} {what} leaves the model folder.")
-
-
-def _check_numbers(metadata: dict, refuse: str) -> None:
-    """The data range and size multiple a model declares must be usable numbers."""
-    data_range = metadata.get("data_range")
-    if data_range is not None and not (
-        isinstance(data_range, int | float)
-        and not isinstance(data_range, bool)
-        and math.isfinite(data_range)
-        and data_range > 0
-    ):
-        raise ModelLoadError(f"{refuse} its data_range {data_range!r} is not a positive number.")
-    multiple = metadata.get("size_multiple")
-    if multiple is not None and not (
-        isinstance(multiple, int) and not isinstance(multiple, bool) and 1 <= multiple <= 4096
-    ):
-        raise ModelLoadError(f"{refuse} its size_multiple {multiple!r} is not an int >= 1.")
-
-
-def not_plugin_modules(modules: list[str]) -> list[str]:
-    """The modules that daeflow would not import for a model (see below)."""
-    from daeflow.plugin.manager import plugin_module_prefixes
-
-    prefixes = plugin_module_prefixes() if modules else set()
-    refused = []
-    for module in modules:
-        parts = module.split(".")
-        dunder = any(p.startswith("__") for p in parts)
-        allowed = any(module == p or module.startswith(p + ".") for p in prefixes)
-        if dunder or not all(p.isidentifier() for p in parts) or not allowed:
-            refused.append(module)
-    return refused
-
-
-def check_custom_object_modules(metadata: dict, where: str) -> None:
-    """Accept only modules of installed daeflow plugins (or daeflow's architectures); import them.
-
-    A module is allowed when it lies in a package of a distribution with an entry point in
-    the group 'daeflow', or under daeflow.architectures; never a __main__ or other dunder.
-    """
-    refuse = f"daeflow refuses the model {where}:"
-    modules = metadata.get("custom_object_modules") or []
-    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-        raise ModelLoadError(f"{refuse} custom_object_modules must be a list of module names.")
-    for module in not_plugin_modules(modules):
-        raise ModelLoadError(
-            f"{refuse} it asks to import {module!r}, which is not a module of an installed "
-            f"daeflow plugin (entry-point group 'daeflow'). {_plugin_hint(metadata)}"
-        )
-    for module in modules:
+    """Check an MLflow model folder (see model_check), then import the plugin layer modules
+    it names; refuse it in one line if it fails."""
+    where = where or str(path)
+    folder = check_model_folder(path, where)
+    for module in folder.metadata.get("custom_object_modules") or []:  # names checked
         try:
             importlib.import_module(module)
         except ImportError:
             raise ModelLoadError(
                 f"This model uses layers from {module!r}, which is not installed. "
-                f"{_plugin_hint(metadata)}"
+                f"{plugin_hint(folder.metadata)}"
             ) from None
-
-
-def _plugin_hint(metadata: dict) -> str:
-    """What to install, as the model names it, if the name is a plausible distribution name."""
-    name = metadata.get("plugin_distribution")
-    plausible = isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name)
-    if plausible and name != "daeflow":
-        return (
-            f"The model names its plugin {name!r}: install it if you trust it (pip install {name})."
-        )
-    return "Install the daeflow plugin that made the model."
+    return folder
 
 
 def load_model_folder(path, where: str | None = None):

@@ -71,6 +71,7 @@ TAG_EPOCHS = "daeflow.epochs"  # the epochs the run was asked for
 TAG_EPOCHS_DONE = "daeflow.epochs_done"
 TAG_RESUMED = "daeflow.resumed"  # how many times the run was resumed
 TAG_RESUME_CHANGES = "daeflow.resume_changes"  # training options a resume changed
+TAG_MODEL_CHECK = "daeflow.model_check"  # on a model version: "passed" the model check
 TAG_STOP_REASON = "stop_reason"  # epochs, early_stopping, time_budget, interrupted, ...
 
 

@@ -169,10 +169,12 @@ def download_artifact(run_id: str, artifact_path: str) -> Path | None:
         return None
 
 
-def local_model_path(uri: str) -> Path:
-    """A local copy of the model at runs:/..., models:/... or another MLflow artifact URI."""
+def local_model_path(uri: str, into: Path | None = None) -> Path:
+    """A local copy of the model at runs:/..., models:/... or another MLflow artifact URI
+    (in the existing folder `into` if given; MLflow's download copies files, runs nothing)."""
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        dst = None if into is None else str(into)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
     except Exception as exc:
         text = " ".join(str(exc).split())
         raise ModelLoadError(

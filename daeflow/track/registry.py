@@ -50,13 +50,16 @@ def check_name(name: str, what: str = "registered model name") -> None:
         raise UsageError(f"{what.capitalize()} {name!r} may not be empty or hold '/', '@' or ':'.")
 
 
-def register(run, name: str, describe, tags: dict, alias: str | None) -> Registered:
-    """A new version of `name` (created if new) from the run's model, described by
-    `describe(Registered)` (Markdown); `alias` moved onto it."""
+def register(
+    run, name: str, describe, tags: dict, alias: str | None, model_id: str | None = None
+) -> Registered:
+    """A new version of `name` (created if new) from the run's model (`model_id`, by default
+    the one run_model_id finds), described by `describe(Registered)` (Markdown); `alias`
+    moved onto it."""
     check_name(name)
     if alias is not None:
         check_name(alias, "alias")
-    model_id = run_model_id(run)
+    model_id = model_id or run_model_id(run)
     client = MlflowClient()
     try:
         client.create_registered_model(name, description=ABOUT)

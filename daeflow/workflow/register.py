@@ -5,13 +5,14 @@ written from what the run logged, and tags for searching the registry.
 """
 
 from daeflow.errors import UsageError
-from daeflow.track.names import TAG_TRAIN_DIGEST
+from daeflow.track.names import TAG_MODEL_CHECK, TAG_TRAIN_DIGEST
 
 USE = (
     "    daeflow denoise in.npy -o out.npy --model {uri}\n"
     '    mlflow.pyfunc.load_model("{uri}").predict(image)  # uint8, uint16 or float images\n'
-    "    mlflow models serve -m {uri} --env-manager local"
+    "    daeflow serve {uri}  # MLflow's scoring server on 127.0.0.1:5001"
 )
+MODEL_CHECK_PASSED = "passed"
 
 
 def _number(value, digits: int) -> str:
@@ -102,7 +103,23 @@ def register_run(run_ref: str, name: str, alias: str | None = None):
     def describe(registered) -> str:
         return model_card(run, baselines, name, registered.uri)
 
-    return registry.register(run, name, describe, card_tags(run), alias)
+    registry.check_name(name)
+    model_id = registry.run_model_id(run)
+    check_logged_model(run, model_id)
+    tags = {**card_tags(run), TAG_MODEL_CHECK: MODEL_CHECK_PASSED}
+    return registry.register(run, name, describe, tags, alias, model_id)
+
+
+def check_logged_model(run, model_id: str) -> None:
+    """Refuse, before a version exists, a logged model that `daeflow check-model` refuses."""
+    import tempfile
+    from pathlib import Path
+
+    from daeflow.track.model_check import checked_model
+
+    where = f"of run {run.info.run_id[:8]} (models:/{model_id})"
+    with tempfile.TemporaryDirectory(prefix="daeflow-register-") as tmp:
+        checked_model(f"models:/{model_id}", Path(tmp) / "model", where=where)
 
 
 def best_child(parent_run_id: str, metric: str = "best_val_psnr") -> str:

@@ -49,7 +49,7 @@ class PreparedRun:
     data: PreparedData
     model: object
     precision: object  # train.precision.Precision
-    placement: object  # train.devices.Placement
+    placement: object  # runtime.devices.Placement
 
     def where_params(self) -> dict:
         """The precision chosen, why, and the devices: MLflow params of the run."""
