@@ -55,9 +55,7 @@ def read_npy_header(stream) -> ArrayHeader:
     counted = _Counted(stream)
     major, _ = np.lib.format.read_magic(counted)
     read = (
-        np.lib.format.read_array_header_1_0
-        if major == 1
-        else np.lib.format.read_array_header_2_0
+        np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     )
     shape, fortran_order, dtype = read(counted)
     return ArrayHeader(tuple(shape), dtype, fortran_order, counted.count)
@@ -276,9 +274,7 @@ def load_array(
     return ImageArray(array, what, path, fd)
 
 
-def read_header(
-    path: str | os.PathLike, what: str, key: str | None = None
-) -> ArrayHeader:
+def read_header(path: str | os.PathLike, what: str, key: str | None = None) -> ArrayHeader:
     """The checked header of a .npy file or of one key of a .npz; no data is read."""
     path = Path(path)
     magic = _check_file(path, what)
@@ -308,11 +304,6 @@ def _npy_file_header(path: Path, what: str) -> ArrayHeader:
             f"{what} file {path} holds Python objects (dtype {header.dtype}), which would need "
             "pickle. Save a numeric array instead (e.g. array.astype('float32'))."
         )
-    return header
-
-
-def _load_npy(path: Path, what: str, check=None) -> np.ndarray:
-    header = _npy_file_header(path, what)
     holds = path.stat().st_size
     if header.offset + header.nbytes > holds:
         raise DataError(
@@ -320,6 +311,11 @@ def _load_npy(path: Path, what: str, check=None) -> np.ndarray:
             f"{header.offset + header.nbytes} bytes ({header.shape} {header.dtype}) but it "
             f"holds {holds}. Save it again."
         )
+    return header
+
+
+def _load_npy(path: Path, what: str, check=None) -> np.ndarray:
+    header = _npy_file_header(path, what)
     if check is not None:
         check(header)
     try:
@@ -368,8 +364,7 @@ def _npz_header(stream, info, where: str) -> ArrayHeader:
         raise DataError(f"{where} is not a valid .npy array ({exc}). Save it again.") from None
     if header.dtype.hasobject:
         raise DataError(
-            f"{where} holds Python objects, which would need pickle. "
-            "Save a numeric array instead."
+            f"{where} holds Python objects, which would need pickle. Save a numeric array instead."
         )
     says = header.offset + header.nbytes
     if says != info.file_size:

@@ -116,8 +116,7 @@ def _groups(path: str | None, n: int):
     def check(header):
         if header.shape != (n,):
             raise DataError(
-                f"Groups file {path} must hold one id per image, shape ({n},); got "
-                f"{header.shape}."
+                f"Groups file {path} must hold one id per image, shape ({n},); got {header.shape}."
             )
 
     return np.asarray(load_array(path, "groups", check=check).array)
