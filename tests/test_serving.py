@@ -148,6 +148,11 @@ def npy_base64(image: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+LIAR = base64.b64encode(  # a .npy header claiming 37 GiB, and no data
+    b"\x93NUMPY\x01\x00v\x00"
+    + b"{'descr': '|u1', 'fortran_order': False, 'shape': (1, 200000, 200000, 1), }".ljust(117)
+    + b"\n"
+).decode()
 MALFORMED = [
     (b"{not json", "valid JSON"),
     (b'{"inputs": "a string"}', "non-empty numeric"),
@@ -157,6 +162,10 @@ MALFORMED = [
     (b'{"inputs": [[[-5, 2, 3]]], "params": {"dtype": "uint8"}}', "does not fit"),
     (b'{"inputs": "bm90IG5weQ==", "params": {"encoding": "npy_base64"}}', "not a base64"),
     (b'{"inputs": [[[1, 2, 3]]], "params": {"encoding": "png"}}', "'encoding' must be"),
+    # A header claiming 37 GiB in a 300-byte request, and 5 MB that are no .npy file:
+    # one sentence each, no stack trace, the request not echoed back.
+    (json.dumps({"inputs": LIAR, "params": {"encoding": "npy_base64"}}).encode(), "max_bytes"),
+    (b'{"inputs": "' + b"A" * 5 * 2**20 + b'", "params": {"encoding": "npy_base64"}}', "magic"),
 ]
 
 
@@ -194,6 +203,7 @@ def test_daeflow_serve_answers_as_daeflow_denoise(registry, tmp_path, monkeypatc
             assert 400 <= status < 500, (body[:40], status, answer)
             assert fragment in answer["message"], (fragment, answer["message"][:300])
             assert "Traceback" not in json.dumps(answer) and "stack_trace" not in answer
+            assert len(json.dumps(answer)) < 1000, answer["message"][:300]  # no echo
     finally:
         scorer.stop()
 

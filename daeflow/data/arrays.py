@@ -1,6 +1,9 @@
 """Load and validate image arrays without reading them into memory."""
 
+import math
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +14,81 @@ from daeflow.errors import DataError
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 BLOCK_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What a .npy header says about its array: enough to check it before any of it is read."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool = False
+    offset: int = 0  # bytes of magic and header before the data
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)  # Python ints: a lying shape cannot overflow
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+
+class _Counted:
+    """A stream that counts what has been read from it (the .npy header's length)."""
+
+    def __init__(self, stream):
+        self.stream, self.count = stream, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.count += len(data)
+        return data
+
+
+def read_npy_header(stream) -> ArrayHeader:
+    """The header at the start of a .npy stream, read without its data; ValueError if corrupt."""
+    counted = _Counted(stream)
+    major, _ = np.lib.format.read_magic(counted)
+    read = (
+        np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran_order, dtype = read(counted)
+    return ArrayHeader(tuple(shape), dtype, fortran_order, counted.count)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take (MemAvailable, or what a cgroup leaves).
+
+    None where neither can be read (not Linux): then nothing is refused for its size.
+    """
+    found = []
+    try:
+        match = re.search(r"MemAvailable:\s*(\d+) kB", Path("/proc/meminfo").read_text())
+        if match:
+            found.append(int(match.group(1)) * 1024)
+    except OSError:
+        pass
+    try:
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            found.append(int(limit) - int((cgroup / "memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def readable_bytes(n: int) -> str:
+    """A byte count as people read it: 2.0 GiB, 512 MiB, 800 bytes."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 @dataclass
@@ -164,8 +242,17 @@ def _check_file(path: Path, what: str) -> bytes:
         ) from None
 
 
-def load_array(path: str | os.PathLike, what: str, key: str | None = None) -> ImageArray:
-    """Open a .npy (memory-mapped) or one key of a .npz, refusing anything that needs pickle."""
+def load_array(
+    path: str | os.PathLike,
+    what: str,
+    key: str | None = None,
+    check: Callable[[ArrayHeader], None] | None = None,
+) -> ImageArray:
+    """Open a .npy (memory-mapped) or one key of a .npz, refusing anything that needs pickle.
+
+    The array's header is checked first (by `check` too, if given: e.g. the shape images
+    need), so an array that would be refused costs its header, not its size in memory.
+    """
     path = Path(path)
     magic = _check_file(path, what)
     if magic.startswith(NPY_MAGIC):
@@ -175,9 +262,9 @@ def load_array(path: str | os.PathLike, what: str, key: str | None = None) -> Im
                 f"{what} file {path} is a single .npy array, not an .npz holding {key!r}. "
                 "Pass .npy files with --clean/--noisy, or save an .npz with numpy.savez."
             )
-        array = _load_npy(path, what)
+        array = _load_npy(path, what, check)
     elif magic.startswith(ZIP_MAGIC[:4]):
-        array = _load_npz(path, what, key)
+        array = _load_npz(path, what, key, check)
     else:
         raise DataError(
             f"{what} file {path} is not a .npy or .npz file (wrong magic bytes). "
@@ -187,25 +274,50 @@ def load_array(path: str | os.PathLike, what: str, key: str | None = None) -> Im
     return ImageArray(array, what, path, fd)
 
 
-def _load_npy(path: Path, what: str) -> np.ndarray:
+def read_header(path: str | os.PathLike, what: str, key: str | None = None) -> ArrayHeader:
+    """The checked header of a .npy file or of one key of a .npz; no data is read."""
+    path = Path(path)
+    magic = _check_file(path, what)
+    if magic.startswith(ZIP_MAGIC[:4]):
+        with _open_npz(path, what) as archive:
+            info, where = _npz_member(archive, path, what, key)
+            with archive.open(info) as stream:
+                return _npz_header(stream, info, where)
+    if not magic.startswith(NPY_MAGIC):
+        raise DataError(
+            f"{what} file {path} is not a .npy or .npz file (wrong magic bytes). "
+            "Save it with numpy.save or numpy.savez."
+        )
+    return _npy_file_header(path, what)
+
+
+def _npy_file_header(path: Path, what: str) -> ArrayHeader:
     with open(path, "rb") as f:
         try:
-            major, _ = np.lib.format.read_magic(f)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if major == 1
-                else np.lib.format.read_array_header_2_0
-            )
-            _, _, dtype = read_header(f)
+            header = read_npy_header(f)
         except ValueError as exc:
             raise DataError(
                 f"{what} file {path} has a corrupt .npy header ({exc}). Save it again."
             ) from None
-    if dtype.hasobject:
+    if header.dtype.hasobject:
         raise DataError(
-            f"{what} file {path} holds Python objects (dtype {dtype}), which would need pickle. "
-            "Save a numeric array instead (e.g. array.astype('float32'))."
+            f"{what} file {path} holds Python objects (dtype {header.dtype}), which would need "
+            "pickle. Save a numeric array instead (e.g. array.astype('float32'))."
         )
+    holds = path.stat().st_size
+    if header.offset + header.nbytes > holds:
+        raise DataError(
+            f"{what} file {path} is truncated or corrupt: its header says "
+            f"{header.offset + header.nbytes} bytes ({header.shape} {header.dtype}) but it "
+            f"holds {holds}. Save it again."
+        )
+    return header
+
+
+def _load_npy(path: Path, what: str, check=None) -> np.ndarray:
+    header = _npy_file_header(path, what)
+    if check is not None:
+        check(header)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
@@ -214,57 +326,132 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
         ) from None
 
 
-def _load_npz(path: Path, what: str, key: str | None) -> np.ndarray:
+def _open_npz(path: Path, what: str):
     import zipfile
 
     try:
-        archive = np.load(path, allow_pickle=False)
+        return zipfile.ZipFile(path)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise DataError(
             f"{what} file {path} is not a valid .npz archive ({exc}). Save it again."
         ) from None
-    with archive:
-        if key is None and len(archive.files) == 1:
-            key = archive.files[0]
-        if key not in archive.files:
-            keys = ", ".join(archive.files) or "none"
-            if key is None:
-                raise DataError(
-                    f"{what} file {path} holds {len(archive.files)} arrays ({keys}); expected "
-                    "one. Save the array alone with numpy.save."
-                )
+
+
+def _npz_member(archive, path: Path, what: str, key: str | None):
+    """The zip entry of `key` (numpy.savez's keys: member names without '.npy')."""
+    members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+    if key is None and len(members) == 1:
+        key = next(iter(members))
+    if key not in members:
+        keys = ", ".join(members) or "none"
+        if key is None:
             raise DataError(
-                f"{what} key {key!r} not found in {path}; it has: {keys}. "
-                "Choose one with --clean-key/--noisy-key."
+                f"{what} file {path} holds {len(members)} arrays ({keys}); expected "
+                "one. Save the array alone with numpy.save."
             )
+        raise DataError(
+            f"{what} key {key!r} not found in {path}; it has: {keys}. "
+            "Choose one with --clean-key/--noisy-key."
+        )
+    return members[key], f"{what} array {key!r} in {path}"
+
+
+def _npz_header(stream, info, where: str) -> ArrayHeader:
+    """The member's .npy header, checked against the size the zip directory gives it."""
+    try:
+        header = read_npy_header(stream)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{where} is not a valid .npy array ({exc}). Save it again.") from None
+    if header.dtype.hasobject:
+        raise DataError(
+            f"{where} holds Python objects, which would need pickle. Save a numeric array instead."
+        )
+    says = header.offset + header.nbytes
+    if says != info.file_size:
+        raise DataError(
+            f"{where} says {says} bytes ({header.shape} {header.dtype}) but holds "
+            f"{info.file_size}: the archive is corrupt or forged. Save it again."
+        )
+    return header
+
+
+def _load_npz(path: Path, what: str, key: str | None, check=None) -> np.ndarray:
+    """Inflate one member of a .npz into memory, after its header has been checked.
+
+    numpy.load would inflate the whole member before anything could be checked; here the
+    header decides first, and the data are read in blocks into an array of the size it
+    declares, so a member that would inflate to more than it says takes no more memory.
+    """
+    import zipfile
+    import zlib
+
+    with _open_npz(path, what) as archive:
+        info, where = _npz_member(archive, path, what, key)
         try:
-            return archive[key]
-        except ValueError:
-            raise DataError(
-                f"{what} array {key!r} in {path} holds Python objects, which would need pickle. "
-                "Save a numeric array instead."
-            ) from None
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(
-                f"{what} array {key!r} in {path} is corrupt ({exc}). Save it again."
-            ) from None
+            with archive.open(info) as stream:
+                header = _npz_header(stream, info, where)
+                if check is not None:
+                    check(header)
+                _check_memory(header, where)
+                return _read_data(stream, header, where)
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+            raise DataError(f"{where} is corrupt ({exc}). Save it again.") from None
 
 
-def as_images(images: ImageArray) -> ImageArray:
-    """Check dtype and dimensions; give (N, H, W) a channel axis."""
-    array, name = images.array, images.name
+def _check_memory(header: ArrayHeader, where: str) -> None:
+    available = available_memory()
+    if available is not None and header.nbytes > available:
+        raise DataError(
+            f"{where} takes {readable_bytes(header.nbytes)} in memory ({header.shape} "
+            f"{header.dtype}), more than the {readable_bytes(max(available, 0))} available. "
+            "Save it as a .npy file (numpy.save): daeflow reads those from disk."
+        )
+
+
+def _read_data(stream, header: ArrayHeader, where: str) -> np.ndarray:
+    """The data after the header, read in blocks into the array; fewer bytes are refused.
+
+    zipfile never inflates more than the member's size in the zip directory (checked to
+    equal the header's), and checks the CRC when it reaches that size.
+    """
+    shape = header.shape[::-1] if header.fortran_order else header.shape
+    array = np.empty(shape, dtype=header.dtype)
+    buffer = memoryview(array.reshape(-1).view(np.uint8)) if header.nbytes else memoryview(b"")
+    done = 0
+    while done < header.nbytes:
+        block = stream.read(min(BLOCK_BYTES, header.nbytes - done))
+        if not block:
+            raise DataError(
+                f"{where} ends after {done} of the {header.nbytes} bytes its header says. "
+                "Save it again."
+            )
+        buffer[done : done + len(block)] = block
+        done += len(block)
+    return array.T if header.fortran_order else array
+
+
+def check_image_layout(array: np.ndarray | ArrayHeader, name: str) -> None:
+    """Refuse what cannot be images: a non-numeric dtype, not (N, H, W[, C]), no image.
+
+    Works on a header as on an array, so a file can be refused before it is read.
+    """
     if array.dtype.kind not in "uif":
         raise DataError(
             f"{name} array has dtype {array.dtype}, which is not numeric. "
             "Use uint8, uint16, int16, float32 or float64."
         )
-    if array.ndim == 3:
-        array = array[..., np.newaxis]
-    if array.ndim != 4:
+    if array.ndim not in (3, 4):
         raise DataError(
             f"{name} array has {array.ndim} dimensions (shape {array.shape}); expected "
             "(N, H, W, C) or (N, H, W)."
         )
     if array.size == 0:
-        raise DataError(f"{name} array is empty (shape {array.shape}). Pass at least one image.")
-    return images.with_array(array)
+        shape = array.shape if array.ndim == 4 else (*array.shape, 1)
+        raise DataError(f"{name} array is empty (shape {shape}). Pass at least one image.")
+
+
+def as_images(images: ImageArray) -> ImageArray:
+    """Check dtype and dimensions; give (N, H, W) a channel axis."""
+    check_image_layout(images.array, images.name)
+    array = images.array
+    return images.with_array(array[..., np.newaxis] if array.ndim == 3 else array)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from daeflow.data.arrays import ImageArray, as_images
+from daeflow.data.arrays import ArrayHeader, ImageArray, as_images, check_image_layout
 from daeflow.errors import DataError
 
 
@@ -11,6 +11,20 @@ def check_same_shape(clean: ImageArray, noisy: ImageArray) -> None:
     if clean.shape != noisy.shape:
         raise DataError(
             f"Clean and noisy shapes differ: {clean.shape} vs {noisy.shape}. "
+            "Pass aligned arrays of the same shape."
+        )
+
+
+def check_pair_headers(clean: ArrayHeader, noisy: ArrayHeader | None, names) -> None:
+    """What validated_pair checks of layout and shapes, from the headers: before any data."""
+    check_image_layout(clean, names[0])
+    if noisy is None:
+        return
+    check_image_layout(noisy, names[1])
+    shapes = [h.shape if h.ndim == 4 else (*h.shape, 1) for h in (clean, noisy)]
+    if shapes[0] != shapes[1]:
+        raise DataError(
+            f"Clean and noisy shapes differ: {shapes[0]} vs {shapes[1]}. "
             "Pass aligned arrays of the same shape."
         )
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from daeflow.config import DataOptions
 from daeflow.data import profile
-from daeflow.data.arrays import ImageArray, load_array
-from daeflow.data.checks import check_multiple, validated_pair
+from daeflow.data.arrays import ImageArray, load_array, read_header
+from daeflow.data.checks import check_multiple, check_pair_headers, validated_pair
 from daeflow.data.pairs import PairSource
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
@@ -46,14 +46,23 @@ class PreparedData:
 
 
 def _load_pair(options: DataOptions, path: str | None, what: str):
-    """Clean and noisy ImageArrays from --data (npz) or --clean/--noisy files."""
+    """Clean and noisy ImageArrays from --data (npz) or --clean/--noisy files.
+
+    Both headers are checked before either array is read: an .npz member is read into
+    memory whole, so one that would be refused for its shape must not be read at all.
+    """
     if path is not None:
-        clean = load_array(path, f"{what} clean", options.clean_key)
-        noisy = None if options.noise else load_array(path, f"{what} noisy", options.noisy_key)
-        return clean, noisy
-    clean = load_array(options.clean, "clean")
-    noisy = load_array(options.noisy, "noisy") if options.noisy else None
-    return clean, noisy
+        sources = [(path, f"{what} clean", options.clean_key)]
+        if not options.noise:
+            sources.append((path, f"{what} noisy", options.noisy_key))
+    else:
+        sources = [(options.clean, "clean", None)]
+        if options.noisy:
+            sources.append((options.noisy, "noisy", None))
+    headers = [read_header(*source) for source in sources] + [None]
+    check_pair_headers(headers[0], headers[1], [name for _, name, _ in sources])
+    arrays = [load_array(*source) for source in sources] + [None]
+    return arrays[0], arrays[1]
 
 
 def _demo_pair(seed: int):
@@ -103,12 +112,14 @@ def _check_sizes(clean, arch, options: DataOptions, patch_size: int | None) -> N
 def _groups(path: str | None, n: int):
     if path is None:
         return None
-    groups = load_array(path, "groups").array
-    if groups.shape != (n,):
-        raise DataError(
-            f"Groups file {path} must hold one id per image, shape ({n},); got {groups.shape}."
-        )
-    return np.asarray(groups)
+
+    def check(header):
+        if header.shape != (n,):
+            raise DataError(
+                f"Groups file {path} must hold one id per image, shape ({n},); got {header.shape}."
+            )
+
+    return np.asarray(load_array(path, "groups", check=check).array)
 
 
 def prepare_data(

@@ -14,6 +14,7 @@ foreign loader module is imported), so for a folder someone may have tampered wi
 daeflow's commands (`check-model`, `serve`, `denoise`, ...) can refuse it first.
 """
 
+import functools
 import importlib
 import os
 
@@ -33,12 +34,15 @@ from daeflow.track.model_check import (  # noqa: F401  (not_plugin_modules: for 
 # What the pyfunc of models logged since daeflow 0.2 takes (metadata "pyfunc_input");
 # older models take float32 (N, H, W, C) images on [0, 1].
 OWN_SCALE = "images in their own dtype and range"
+# The most a served request may decode to, in bytes (params "max_bytes" sets it per request).
+MAX_REQUEST_BYTES = 2**30
 PYFUNC_PARAMS = (  # name, MLflow type, default
     ("dtype", "string", ""),  # uint8, uint16, float32 or float64: the input's dtype (for JSON)
     ("data_range", "double", None),  # full scale (default: the model's, else the dtype's)
     ("tile", "long", TILE),  # tile core size in pixels
     ("margin", "long", MARGIN),  # context around each tile, wider than the receptive field
     ("encoding", "string", ""),  # npy_base64: input and output as base64 .npy, not lists
+    ("max_bytes", "long", MAX_REQUEST_BYTES),  # the most the input may decode to
 )
 
 
@@ -98,9 +102,41 @@ def load_pyfunc(path: str):
 
 def invalid_input(message: str) -> Exception:
     """The error MLflow's scoring server answers with HTTP 400 and the message alone."""
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return _refusal_class()(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def server_error(message: str) -> Exception:
+    """The error MLflow's scoring server answers with HTTP 500 and the message alone."""
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
+
+    return _refusal_class()(message, error_code=INTERNAL_ERROR)
+
+
+@functools.cache
+def _refusal_class():
     from mlflow.exceptions import MlflowException
 
-    return MlflowException.invalid_parameter_value(message)
+    class Refusal(MlflowException):
+        """An MlflowException whose message stays the sentence it was made with.
+
+        MLflow's scoring server rewrites the message of an MlflowException raised by
+        `predict` to "Failed to predict data '<the whole input>'. Error: ..." (in
+        mlflow.pyfunc.scoring_server.invocations): every 400 would echo the request back,
+        a 50 MB body in a 50 MB reply. Later assignments to `message` are ignored.
+        """
+
+        @property
+        def message(self) -> str:
+            return self._sentence
+
+        @message.setter
+        def message(self, value: str) -> None:
+            if not hasattr(self, "_sentence"):
+                self._sentence = value
+
+    return Refusal
 
 
 def model_signature():

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from daeflow.errors import ModelLoadError
+from daeflow.runtime.backend import check_keras_archive
 
 FLAVOR_MODULE = "daeflow.mlflow_flavor"
 LOADERS = (FLAVOR_MODULE, "mlflow.keras")
@@ -37,7 +38,6 @@ CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyw", ".pyd", ".so", ".pth")
 KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5", "model.weights.npz")
 KERAS_ASSETS = "assets"
 LAMBDA_NAMES = ("Lambda", "__lambda__")
-MAX_CONFIG_BYTES = 64 * 2**20  # a .keras file's config.json; daeflow's are a few kB
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def check_model_folder(path, where: str | None = None, served: bool = False) -> 
         raise ModelLoadError(f"{refuse} it holds no .keras file ({keras_file.name} is missing).")
     _inside(keras_file, path, refuse, f"its .keras file {keras_file.name!r}")
     _check_files(path, refuse)
-    members = _check_keras_archive(keras_file, refuse)
+    members = _check_keras_archive(keras_file, refuse, where)
     metadata = conf.get("metadata")
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
@@ -199,24 +199,23 @@ def _starts_like_a_pickle(file: Path) -> bool:
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
-def _check_keras_archive(keras_file: Path, refuse: str) -> tuple[str, ...]:
-    """The archive's member names, each one a Keras model file has; no Lambda layer."""
+def _check_keras_archive(keras_file: Path, refuse: str, where: str) -> tuple[str, ...]:
+    """The archive's member names, each one a Keras model file has; no Lambda layer.
+
+    Paths that leave the folder and the size of config.json are checked first, by the
+    check Keras files always pass before Keras reads them (runtime.backend)."""
     name = keras_file.name
+    check_keras_archive(keras_file, where)
     try:
         with zipfile.ZipFile(keras_file) as archive:
             members = archive.namelist()
-            config = archive.getinfo("config.json") if "config.json" in members else None
-            if config is not None and config.file_size > MAX_CONFIG_BYTES:
-                raise ModelLoadError(f"{refuse} the config.json of {name!r} is too large.")
-            text = archive.read(config) if config is not None else None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            text = archive.read("config.json")
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise ModelLoadError(
             f"{refuse} its .keras file {name!r} is not a valid zip archive ({exc})."
         ) from None
     for member in members:
         parts = PurePosixPath(member).parts
-        if member.startswith("/") or "\\" in member or ".." in parts:
-            raise ModelLoadError(f"{refuse} {name!r} holds {member!r}, a path that leaves it.")
         if member not in KERAS_MEMBERS and parts[0] != KERAS_ASSETS:
             raise ModelLoadError(
                 f"{refuse} {name!r} holds {member!r}, which a Keras model file does not."

@@ -95,9 +95,8 @@ def denoise_file(
 
     output = Path(output)
     check_output(output)
-    loaded = load_array(input_path, "input")
+    loaded = load_array(input_path, "input", check=check_layout)  # checked from its header
     array = loaded.array
-    check_layout(array)
     denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write)
     check_channels(array.shape, denoiser.channels)  # before a file of the output's size
     start = time.perf_counter()

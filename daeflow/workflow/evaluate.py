@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from daeflow.data.arrays import load_array
-from daeflow.data.checks import validated_pair
+from daeflow.data.arrays import load_array, read_header
+from daeflow.data.checks import check_pair_headers, validated_pair
 from daeflow.data.pairs import PairSource
 from daeflow.infer.evaluation import evaluate
 from daeflow.quality.scores import summary
@@ -16,6 +16,8 @@ def evaluate_model(
     denoiser, clean_path, noisy_path, data_range, log=False, experiment="daeflow", write=print
 ):
     """Scores named like a training run's test metrics; with `log`, also an MLflow run."""
+    headers = read_header(clean_path, "clean"), read_header(noisy_path, "noisy")
+    check_pair_headers(*headers, ("clean", "noisy"))  # before either is read
     clean, noisy, data_range, note = validated_pair(
         load_array(clean_path, "clean"),
         load_array(noisy_path, "noisy"),
