@@ -30,7 +30,9 @@ def test_a_first_start_generates_the_admin_password_once_for_the_owner_only(tmp_
     ] * 3
     assert sum(password in line for line in printed) == 1
     assert password not in (tmp_path / "auth.ini").read_text()
-    assert "default_permission = READ" in (tmp_path / "auth.ini").read_text()
+    config = (tmp_path / "auth.ini").read_text()
+    assert "default_permission = READ" in config
+    assert "auth_cache_ttl_seconds = 60" in config  # a login hashed once a minute, not per request
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == str(tmp_path / "auth.ini")
 
     again: list[str] = []  # a restart: the same password, not printed again
