@@ -68,8 +68,9 @@ def test_a_short_admin_password_is_refused_before_anything_starts(tmp_path, monk
     assert list(folder.iterdir()) == []
 
 
-def test_an_app_of_ones_own_needs_no_auth(tmp_path):
-    args = ["server", "--dir", tmp_path / "server", "--app-name", "other"]
+@pytest.mark.parametrize("app", [["--app-name", "other"], ["--app-name=other"]])
+def test_an_app_of_ones_own_needs_no_auth(tmp_path, app):
+    args = ["server", "--dir", tmp_path / "server", *app]
     one_error_line(cli(*args, code=2), 2, "--app-name", "--no-auth")
     assert not (tmp_path / "server").exists()
 

@@ -149,7 +149,7 @@ def serve(
     from daeflow.track import auth as accounts
 
     if auth:
-        if "--app-name" in extra:
+        if any(arg.split("=", 1)[0] == "--app-name" for arg in extra):
             raise UsageError(
                 "--app-name: daeflow server runs MLflow's basic-auth app itself. Pass "
                 "--no-auth to run another app."
