@@ -17,7 +17,7 @@ def server(
     ctx: typer.Context,
     folder: Annotated[
         Path,
-        typer.Option("--dir", help="Folder of the server: PostgreSQL data and artifacts."),
+        typer.Option("--dir", help="Folder of the server: PostgreSQL data, artifacts, accounts."),
     ] = Path("daeflow-server"),
     store: Annotated[
         str | None,
