@@ -65,6 +65,11 @@ def main() -> int:
     import mlflow
 
     print_machine()
+    # The server's accounts: it creates its admin with this password, and the runs (and
+    # this script's client) log in as that admin.
+    os.environ.setdefault("DAEFLOW_ADMIN_PASSWORD", "bench-admin-password")
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "admin"
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = os.environ["DAEFLOW_ADMIN_PASSWORD"]
     folder = tempfile.mkdtemp(prefix="daeflow-team-")
     os.chmod(folder, 0o711)  # PostgreSQL, run as user postgres when root, must reach it
     with socket.socket() as s:

@@ -33,6 +33,10 @@ class TrackingError(DaeflowError):
     exit_code = 1
 
 
+class CredentialsError(DaeflowError):
+    """A tracking server that asks for a login it was not given, or refuses the one it was."""
+
+
 class TrainingError(DaeflowError):
     """Training that went wrong on the way, such as a loss that became NaN."""
 

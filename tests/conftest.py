@@ -329,9 +329,13 @@ def mlflow_server(tmp_path, migrated_store):
         server.stop()
 
 
+TEAM_ADMIN = ("admin", "team-admin-password")
+
+
 @pytest.fixture
-def team_server(tmp_path):
-    """`daeflow server`: PostgreSQL (Debian's package) and `mlflow server` on 127.0.0.1."""
+def team_server(tmp_path, monkeypatch):
+    """`daeflow server`: PostgreSQL (Debian's package) and `mlflow server` on 127.0.0.1, with
+    accounts; the test's MLflow clients and daeflow commands log in as its admin."""
     import importlib.util
     import sys
 
@@ -354,6 +358,9 @@ def team_server(tmp_path):
     # Not under tmp_path: as root, PostgreSQL runs as user postgres, who must reach the folder.
     folder = Path(tempfile.mkdtemp(prefix="daeflow-team-"))
     folder.chmod(0o711)
+    monkeypatch.setenv("DAEFLOW_ADMIN_PASSWORD", TEAM_ADMIN[1])
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", TEAM_ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", TEAM_ADMIN[1])
     port = free_port()
     command = [sys.executable, "-m", "daeflow", "server", "--dir", str(folder)]
     command += ["--port", str(port), "--workers", "2"]

@@ -91,7 +91,10 @@ def _message(exc: BaseException) -> tuple[str, int]:
         }.get(exc.errno, "Check the path and try again.")
         return f"{reason}{where}. {hint}", 1
     if any(cls.__module__.startswith("mlflow") for cls in type(exc).__mro__):
-        return f"MLflow: {text[:400]}", 1
+        from daeflow.track.store import refusal
+
+        line = refusal(exc)  # a login or a permission the server refused: the user's to fix
+        return (line, 2) if line else (f"MLflow: {text[:400]}", 1)
     return (
         f"Unexpected {type(exc).__name__}: {text[:400]}. Run again with DAEFLOW_DEBUG=1 for the "
         "traceback and report it.",

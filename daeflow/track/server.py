@@ -2,8 +2,10 @@
 
 With a store URI, `mlflow server` is started on it. Without one, a PostgreSQL cluster is
 kept in the server's folder (Debian's `postgresql` package provides the programs): it is
-created on first use, listens only on a Unix socket inside the folder, and is stopped
-when the server stops. Artifacts go to the folder's `artifacts`, served by MLflow.
+created on first use, listens only on a Unix socket inside the folder (both readable by
+the server's user only), and is stopped when the server stops. Artifacts go to the
+folder's `artifacts`, served by MLflow. Unless told otherwise, MLflow's authentication is
+on (see `daeflow.track.auth`).
 """
 
 import contextlib
@@ -81,6 +83,7 @@ class PostgresCluster:
             self._check(done, "create a cluster")
         if self._run("pg_ctl", "status", "-D", str(self.data)).returncode != 0:
             options = f"-c listen_addresses='' -k {self.socket} -p {PG_PORT}"
+            options += " -c unix_socket_permissions=0700"  # the server's user only
             log = self.data / "server.log"
             done = self._run(
                 "pg_ctl", "start", "-w", "-D", str(self.data), "-l", str(log), "-o", options
@@ -109,7 +112,13 @@ class PostgresCluster:
 
 
 def mlflow_server_command(
-    store: str, artifacts: Path, host: str, port: int, workers: int, extra: list[str]
+    store: str,
+    artifacts: Path,
+    host: str,
+    port: int,
+    workers: int,
+    extra: list[str],
+    app: str | None = None,
 ) -> list[str]:
     """The `mlflow server` command line that serves `store` and the artifacts folder."""
     return [
@@ -117,6 +126,7 @@ def mlflow_server_command(
         "--backend-store-uri", store,
         "--artifacts-destination", str(Path(artifacts).resolve()),
         "--host", host, "--port", str(port), "--workers", str(workers),
+        *(["--app-name", app] if app else []),
         *extra,
     ]  # fmt: skip
 
@@ -129,25 +139,53 @@ def serve(
     workers: int,
     extra: list[str],
     write=print,
+    auth: bool = True,
+    warn=print,
 ) -> int:
     """Run the tracking server until it is stopped (Ctrl-C, SIGTERM); its exit code."""
     import signal
 
     from daeflow.runtime.signals import sigterm_raises
+    from daeflow.track import auth as accounts
 
-    cluster = None
+    if auth:
+        if any(arg.split("=", 1)[0] == "--app-name" for arg in extra):
+            raise UsageError(
+                "--app-name: daeflow server runs MLflow's basic-auth app itself. Pass "
+                "--no-auth to run another app."
+            )
+        accounts.check_available()
+    elif not accounts.is_loopback(host):
+        warn(
+            f"Warning: no accounts (--no-auth) on --host {host}: anyone who reaches port "
+            f"{port} can read, delete or overwrite runs and models."
+        )
     if store is None:
         _check_driver()
+    folder = Path(folder).resolve()
+    # Only the server's user may look inside; as root, PostgreSQL runs as user postgres,
+    # who must pass through to its own folders.
+    folder.mkdir(mode=0o711 if os.geteuid() == 0 else 0o700, parents=True, exist_ok=True)
+    # MLflow's job runner (two more processes) serves GenAI features daeflow does not use.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    if auth:
+        env.update(accounts.server_environment(folder, write))
+    cluster = None
+    if store is None:
         cluster = PostgresCluster(folder)
         cluster.start()
         store = cluster.uri
         write(f"PostgreSQL store in {cluster.data} (Unix socket {cluster.socket}).")
     elif store.startswith("postgresql://"):
         store = "postgresql+psycopg2://" + store.removeprefix("postgresql://")  # the driver
-    command = mlflow_server_command(store, Path(folder) / "artifacts", host, port, workers, extra)
+    app = accounts.APP if auth else None
+    command = mlflow_server_command(store, folder / "artifacts", host, port, workers, extra, app)
     write(f"MLflow tracking server: http://{host}:{port} (artifacts in {folder}/artifacts).")
-    # MLflow's job runner (two more processes) serves GenAI features daeflow does not use.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    if auth:
+        write(
+            "Accounts are on: clients set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD; the admin adds users with MLflow's API or UI."
+        )
     server = subprocess.Popen(command, start_new_session=True, env=env)
     try:
         with sigterm_raises("The tracking server was stopped by SIGTERM."):

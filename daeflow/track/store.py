@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 
-from daeflow.errors import TrackingError
+from daeflow.errors import CredentialsError, TrackingError
 
 REACH_TIMEOUT = 5.0  # seconds; MLflow's own client retries for minutes
 RETRIES = {  # MLflow's HTTP client: 3 retries, 1-2-4 s apart, 30 s per request
@@ -48,21 +48,36 @@ def check_store(uri: str) -> None:
 
 
 def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
-    """Ask the server's /health endpoint as MLflow's client would, giving up after `timeout`.
+    """Ask the server for one experiment as MLflow's client would, giving up after `timeout`.
 
-    Only a server that cannot be connected to is refused: any answer, even an error
-    status, is left to MLflow. TLS follows MLflow's settings (MLFLOW_TRACKING_INSECURE_TLS,
-    MLFLOW_TRACKING_SERVER_CERT_PATH); credentials in the URI are never printed.
+    Refused, each in one line: a server that cannot be connected to, and one that asks for
+    a login it was not given or refuses the one it was (401, 403). Any other answer, even
+    an error status, is left to MLflow. Credentials and TLS follow MLflow's settings
+    (MLFLOW_TRACKING_USERNAME/PASSWORD or ~/.mlflow/credentials, MLFLOW_TRACKING_TOKEN,
+    MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH); credentials in the URI
+    are never printed.
     """
     import requests
+    from mlflow.utils.credentials import read_mlflow_creds
 
     verify: bool | str = True
     if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
         verify = False
     elif os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH"):
         verify = os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+    login = read_mlflow_creds()
+    auth = (login.username, login.password) if login.username and login.password else None
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        requests.get(uri.rstrip("/") + "/health", timeout=timeout, verify=verify)
+        answer = requests.get(
+            uri.rstrip("/") + PROBE,
+            params={"max_results": 1},
+            auth=auth,
+            headers=headers,
+            timeout=timeout,
+            verify=verify,
+        )
     except requests.exceptions.SSLError:
         return  # it answered; certificates are MLflow's business, with its own message
     except requests.exceptions.RequestException as exc:
@@ -72,6 +87,53 @@ def check_reachable(uri: str, timeout: float = REACH_TIMEOUT) -> None:
             f"within {timeout:g} s). Start it (e.g. mlflow server --host 127.0.0.1 --port "
             "5000) or pass another --tracking-uri."
         ) from None
+    # Other ways of signing requests (an auth plugin, AWS SigV4) are MLflow's to judge.
+    other = os.environ.get("MLFLOW_TRACKING_AUTH") or os.environ.get("MLFLOW_TRACKING_AWS_SIGV4")
+    if answer.status_code in REFUSALS and not other:
+        raise CredentialsError(refused(REFUSALS[answer.status_code], uri))
+
+
+PROBE = "/api/2.0/mlflow/experiments/search"  # any account may search (default permission)
+REFUSALS = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}  # MLflow's error codes
+
+
+def refusal(exc: Exception) -> str | None:
+    """The line for an MLflow error that is a refusal by the tracking server (None if not)."""
+    import re
+
+    code = getattr(exc, "error_code", None)
+    if code not in REFUSALS.values():
+        return None
+    endpoint = re.search(r"endpoint (/\S+)", str(exc))
+    return refused(code, endpoint=endpoint.group(1) if endpoint else None)
+
+
+def refused(code: str, uri: str | None = None, endpoint: str | None = None) -> str:
+    """One line for a request the tracking server refused (MLflow's error `code`): whose
+    login, and which variables to set or whom to ask."""
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    server = without_credentials(uri or mlflow.get_tracking_uri())
+    user = read_mlflow_creds().username
+    if code == "UNAUTHENTICATED" and not user:
+        return (
+            f"The MLflow tracking server at {server} asks for a login (401). Set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account on it "
+            "(its admin creates accounts)."
+        )
+    if code == "UNAUTHENTICATED":
+        return (
+            f"The MLflow tracking server at {server} refused the login of user {user!r} "
+            "(401: wrong user name or password). Check MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, or ask the server's admin to reset the password."
+        )
+    what = f" to {endpoint}" if endpoint else ""
+    who = f"user {user!r}" if user else "this request"
+    return (
+        f"The MLflow tracking server at {server} refused {who} permission{what} (403). Ask "
+        "its admin for EDIT on the experiment (or the model), or use one of your own "
+        "(--experiment NEW_NAME)."
+    )
 
 
 def when_back(action, seconds: float):
