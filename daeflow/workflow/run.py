@@ -237,12 +237,20 @@ def train_in_active_run(
     then = lambda: _then(run_id, state, resumed)  # noqa: E731 - read when a disk fills
     with full_disks_said(RunFolder(run_id), then):
         folder = lease if lease is not None else RunFolder(run_id).take_lease()
-        with log_file.off_terminal(folder.log):
-            if state is None:
-                from daeflow.train.callbacks import TrainingState
+        try:
+            with log_file.off_terminal(folder.log):
+                if state is None:
+                    from daeflow.train.callbacks import TrainingState
 
-                state = TrainingState()
-            return _train(prepared, write, checkpoint, state, digest, also, folder)
+                    state = TrainingState()
+                trained = _train(prepared, write, checkpoint, state, digest, also, folder)
+        except BaseException:
+            if lease is None:
+                folder.release()  # the process goes on (a notebook, a sweep): let others in
+            raise
+        if lease is None and trained.folder is None:
+            folder.release()  # kept for `daeflow sync`, which takes it again
+        return trained
 
 
 def _train(prepared, write, checkpoint, state, digest, also, folder: RunFolder) -> Trained:
