@@ -1,5 +1,7 @@
 """The errors a user may see; the CLI turns each into one line on stderr."""
 
+import os
+
 
 class DaeflowError(Exception):
     """Base class: a problem the user can fix, explained in one line."""
@@ -43,8 +45,19 @@ class TrainingError(DaeflowError):
     exit_code = 1
 
 
+class DiskFull(DaeflowError):
+    """A full disk: the run's local folder, the sqlite file or the artifact folder."""
+
+    exit_code = 1
+
+
 class Interrupted(BaseException):
     """Work stopped by a signal (SIGTERM). Like KeyboardInterrupt, not an Exception, so that
     no handler meant for errors (a builder, a sweep child) swallows it."""
 
     exit_code = 130
+
+
+def debugging() -> bool:
+    """Whether DAEFLOW_DEBUG asks for tracebacks and every log line instead of one line."""
+    return os.environ.get("DAEFLOW_DEBUG", "") not in ("", "0")

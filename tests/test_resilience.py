@@ -151,10 +151,189 @@ def the_run_id(line: str) -> str:
     return re.search(r"daeflow sync ([0-9a-f]{8})", line).group(1)
 
 
-def mount_small_disk(command: list[str], mountpoint) -> list[str]:
-    """`command` in its own mount namespace, with a 16 MiB tmpfs mounted on `mountpoint`."""
-    script = f'mount -t tmpfs -o size=16m tmpfs "{mountpoint}" && exec "$@"'
+def mount_small_disk(command: list[str], mountpoint, full=False, kept=False) -> list[str]:
+    """`command` in its own mount namespace, with a 16 MiB tmpfs mounted on `mountpoint`.
+
+    With `kept`, the tmpfs starts with the folder's files and, when the command has ended,
+    the file `filler` is deleted and the rest copied back into the folder, as if space had
+    been freed on that disk. With `full`, the disk is full before the command starts.
+    """
+    if not kept:
+        script = f'mount -t tmpfs -o size=16m tmpfs "{mountpoint}" && exec "$@"'
+    else:
+        fill = 'dd if=/dev/zero of="$M/filler" bs=1M 2>/dev/null; ' if full else ""
+        script = (
+            f'M="{mountpoint}"; S="$(mktemp -d)"; cp -a "$M/." "$S/" && '
+            f'mount -t tmpfs -o size=16m tmpfs "$M" && cp -a "$S/." "$M/" && {{ {fill}"$@"; '
+            'code=$?; rm -f "$M/filler"; rm -rf "$S"; mkdir "$S"; cp -a "$M/." "$S/"; '
+            'umount "$M" && cp -a "$S/." "$M/"; rm -rf "$S"; exit $code; }'
+        )
     return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", *command]
+
+
+def small_disk_or_skip(mountpoint) -> None:
+    probe = subprocess.run(mount_small_disk(["true"], mountpoint), capture_output=True)
+    if probe.returncode != 0 or not shutil.which("unshare"):
+        pytest.skip(f"cannot mount a small tmpfs here: {probe.stderr.decode().strip()}")
+
+
+def fill_up(process, mountpoint) -> None:
+    """Fill the small disk of `process` to the last byte, as another program would."""
+    with open(f"/proc/{process.pid}/root{mountpoint}/filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * (1 << 20))
+                filler.flush()
+        except OSError:
+            pass
+
+
+def run_on_small_disk(args, mountpoint, env, fill_after=None, full=False):
+    """`daeflow ARGS` with `mountpoint` on a small disk, filled when a line starting with
+    `fill_after` is printed (or `full` from the start); (exit code, stdout, stderr)."""
+    import sys
+
+    command = [sys.executable, "-m", "daeflow", *map(str, args)]
+    process = subprocess.Popen(
+        mount_small_disk(command, mountpoint, full=full, kept=True), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+    )  # fmt: skip
+    lines = []
+    if fill_after is not None:
+        deadline = time.monotonic() + 180
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith(fill_after) or time.monotonic() > deadline:
+                break
+        fill_up(process, mountpoint)
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, "".join(lines) + stdout, stderr
+
+
+def the_only_line(stderr: str) -> str:
+    """stderr is one "Error:" line and nothing else: no traceback, no MLflow log lines."""
+    assert "Traceback" not in stderr and "Exception in thread" not in stderr, stderr[-3000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr[-3000:]
+    return lines[0]
+
+
+def test_a_full_run_folder_during_training_ends_in_one_line_and_resumes(
+    tracking_uri, pair_files, tmp_path, monkeypatch
+):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    small_disk_or_skip(disk)
+    monkeypatch.setenv("DAEFLOW_HOME", str(disk / "home"))
+    args = ["run", *data_args(pair_files), "--epochs", "3"]
+    code, stdout, stderr = run_on_small_disk(args, disk, {}, fill_after="epoch   1/")
+
+    assert code == 1, stderr[-3000:]
+    line = the_only_line(stderr)
+    run = the_run()
+    run_id = run.info.run_id
+    assert f"The local run folder at {disk / 'home' / 'runs' / run_id} is full (" in line
+    assert line.endswith(f"Free some space there, then run: daeflow run --resume {run_id[:8]}")
+    assert run.info.status == "FAILED"
+    (listed,) = json.loads(cli("runs", "--json").stdout)
+    assert listed["next_command"] == f"daeflow run --resume {run_id[:8]}"
+    # Space is back: sync sends what the journal kept and leaves the run to resume.
+    assert "kept in" in cli("sync", run_id[:8]).stdout
+    cli("run", "--resume", run_id[:8])
+    run = the_run()
+    assert run.info.status == "FINISHED"
+    assert_complete(run_id, 3)
+
+
+def test_a_store_filled_mid_run_keeps_the_results_and_sync_finishes_it(
+    migrated_store, pair_files, tmp_path, monkeypatch
+):
+    disk = tmp_path / "store"
+    disk.mkdir()
+    small_disk_or_skip(disk)
+    shutil.copy(migrated_store, disk / "mlflow.db")
+    uri = f"sqlite:///{disk}/mlflow.db"
+    mlflow.MlflowClient(uri).create_experiment("small", artifact_location=str(disk / "artifacts"))
+    monkeypatch.chdir(tmp_path)
+    args = ["run", *data_args(pair_files), "--epochs", "4", "--experiment", "small"]
+    env = {"MLFLOW_TRACKING_URI": uri, "DAEFLOW_FLUSH_WAIT": "5"}
+    code, stdout, stderr = run_on_small_disk(args, disk, env, fill_after="epoch   2/")
+
+    assert code == 1, stderr[-3000:]
+    line = the_only_line(stderr)
+    run = the_run(uri)
+    run_id = run.info.run_id
+    full = (f"The sqlite file {disk / 'mlflow.db'} is full", f"The artifact folder {disk}")
+    assert line.startswith(tuple(f"Error: {start}" for start in full)), line
+    assert line.endswith(f"Free some space there, then upload them with: daeflow sync {run_id[:8]}")
+    # MLflow's own ERROR lines went to the run's log file, not to the terminal.
+    kept = tmp_path / "daeflow-home" / "runs" / run_id
+    assert "ERROR mlflow" in (kept / "daeflow.log").read_text()
+    # The store could not take the run's end; `daeflow runs` and sync know what to do.
+    assert run.info.status in ("RUNNING", "FAILED")
+    (listed,) = json.loads(cli("runs", "--json", "--tracking-uri", uri).stdout)
+    assert listed["next_command"] == f"daeflow sync {run_id[:8]}"
+    assert "FINISHED" in cli("sync", run_id[:8]).stdout
+    run = the_run(uri)
+    assert run.info.status == "FINISHED"
+    assert_complete(run_id, 4, uri)
+    assert len(mlflow.MlflowClient(uri).get_metric_history(run_id, "test/psnr")) == 1
+    assert len(logged_models(run, uri)) == 1
+    assert not kept.exists()
+
+
+def test_a_store_full_before_the_run_is_refused_in_one_line(migrated_store, pair_files, tmp_path):
+    disk = tmp_path / "store"
+    disk.mkdir()
+    small_disk_or_skip(disk)
+    shutil.copy(migrated_store, disk / "mlflow.db")
+    uri = f"sqlite:///{disk}/mlflow.db"
+    args = ["run", *data_args(pair_files), "--epochs", "1"]
+    code, _, stderr = run_on_small_disk(args, disk, {"MLFLOW_TRACKING_URI": uri}, full=True)
+
+    assert code == 1
+    line = the_only_line(stderr)
+    assert line.startswith(f"Error: The sqlite file {disk / 'mlflow.db'} is full (")
+    assert line.endswith("Free some space there, then run the same command again.")
+    client = mlflow.MlflowClient(uri)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_stops_during_the_final_evaluation_and_the_model_logging_say_what_finishes_the_run(
+    tracking_uri, pair_files, monkeypatch
+):
+    from conftest import one_error_line
+
+    from daeflow.runtime.signals import TEST_STOP_AT
+
+    monkeypatch.setenv(TEST_STOP_AT, "final-evaluation")
+    stopped = cli("run", *data_args(pair_files), "--epochs", "2", code=130)
+    run = the_run()
+    run_id = run.info.run_id
+    line = one_error_line(stopped, 130, "Stopped by SIGTERM during the final test evaluation")
+    assert f"run {run_id} is marked KILLED, its best model (epoch" in line
+    assert line.endswith(f"Resume it with: daeflow run --resume {run_id[:8]}")
+    assert run.info.status == "KILLED" and len(logged_models(run)) == 1
+    (listed,) = json.loads(cli("runs", "--json").stdout)
+    assert listed["next_command"] == f"daeflow run --resume {run_id[:8]}"
+
+    # Resumed after its last epoch, the run goes straight to the test; stopped again while
+    # its results and model go to the store, it keeps them for sync.
+    monkeypatch.setenv(TEST_STOP_AT, "model-logging")
+    stopped = cli("run", "--resume", run_id[:8], code=130)
+    line = one_error_line(stopped, 130, "while the results and the model were logged")
+    assert line.endswith(f"Upload its results and model with: daeflow sync {run_id[:8]}")
+    assert the_run().info.status == "KILLED"
+    (listed,) = json.loads(cli("runs", "--json").stdout)
+    assert listed["next_command"] == f"daeflow sync {run_id[:8]}"
+
+    monkeypatch.delenv(TEST_STOP_AT)
+    assert "FINISHED" in cli("sync", run_id[:8]).stdout
+    run = the_run()
+    assert run.info.status == "FINISHED"
+    assert_complete(run_id, 2)
+    assert len(mlflow.MlflowClient().get_metric_history(run_id, "test/psnr")) == 1
+    assert len(logged_models(run)) == 2  # the best model at the first stop, the final one
 
 
 def test_a_full_disk_at_the_end_keeps_the_model_for_sync(tracking_uri, pair_files, tmp_path):

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from daeflow.errors import DaeflowError, Interrupted
+from daeflow.errors import DaeflowError, Interrupted, debugging
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -75,12 +75,29 @@ def warn_plugin_failures() -> None:
 
 
 def _debug() -> bool:
-    return os.environ.get("DAEFLOW_DEBUG", "") not in ("", "0")
+    return debugging()
 
 
 def _message(exc: BaseException) -> tuple[str, int]:
     """One line for an error that is not daeflow's own: what happened and what to do."""
+    import sys
+
+    from daeflow.runtime import disks
+
     text = " ".join(str(exc).split())
+    if disks.is_full(exc) and not isinstance(exc, OSError):  # SQLite's "database ... full"
+        places = []
+        if "mlflow" in sys.modules:  # the store in use, without importing MLflow for it
+            from daeflow.track.store import places as store_places
+
+            places = store_places()
+        place = disks.full_place(exc, places)
+        where = place.subject() if place else "The MLflow store"
+        return (
+            f"{where} is full ({disks.reason(exc)}). Free some space "
+            "there and run the same command again.",
+            1,
+        )
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         reason = exc.strerror or text or type(exc).__name__

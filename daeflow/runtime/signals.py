@@ -1,6 +1,7 @@
 """SIGTERM as an exception, so that work in progress is closed or cleaned up, not abandoned."""
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -87,3 +88,14 @@ def raise_requested_stop() -> None:
     if stops is not None and stops.requested is not None:
         requested, stops.requested = stops.requested, None
         raise requested
+
+
+# A test hook, not an option: the tests name a point of a run here to stop it there with
+# SIGTERM, at a moment no timer could hit reliably (see tests/test_resilience.py).
+TEST_STOP_AT = "DAEFLOW_TEST_STOP_AT"
+
+
+def stop_point(name: str) -> None:
+    """Send SIGTERM to this process if the test hook DAEFLOW_TEST_STOP_AT names this point."""
+    if os.environ.get(TEST_STOP_AT) == name:
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -5,9 +5,12 @@ picture are appended to `journal.jsonl` in the run's folder (pictures as PNG fil
 it) and sent, in order, by one worker thread. When the server does not answer, the worker
 waits and tries again (5 s, doubling, at most a minute apart) while training goes on; what
 was sent is counted in `journal.sent`, so `daeflow sync` can send the rest later.
+A local file that cannot be written (a full disk) ends the worker; the training thread
+raises that error at its next record or at `close`.
 """
 
 import json
+import logging
 import os
 import threading
 import time
@@ -15,6 +18,9 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+
+from daeflow.runtime import disks
+from daeflow.runtime.workers import Worker
 
 JOURNAL, SENT = "journal.jsonl", "journal.sent"
 FIRST_WAIT, LONGEST_WAIT, HURRIED_WAIT = 5.0, 60.0, 2.0
@@ -33,10 +39,10 @@ class Journal:
         self.closing = False
         self.hurry = False  # the run is ending: retry every HURRIED_WAIT seconds
         self.last_error: str | None = None
+        self.last_failure: Exception | None = None  # the store's latest refusal, if any
         self.worker = None
         if start_sender:
-            self.worker = threading.Thread(target=self._send_all, name="daeflow-journal")
-            self.worker.daemon = True
+            self.worker = Worker(self._send_all, "daeflow-journal")
             self.worker.start()
 
     # Recording (the training thread)
@@ -50,16 +56,32 @@ class Journal:
     def image(self, picture: np.ndarray, key: str, step: int) -> None:
         from PIL import Image
 
+        self._raise_worker_error()
         name = f"image-{len(self.records):06d}.png"
-        Image.fromarray(picture).save(self.folder / name)
+        with disks.naming(self.folder / name):
+            Image.fromarray(picture).save(self.folder / name)
         self._append({"kind": "image", "file": name, "key": key, "step": step})
 
     def _append(self, record: dict) -> None:
+        self._raise_worker_error()
         with self.lock:
-            with open(self.path, "a") as f:
+            with disks.naming(self.path), open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
             self.records.append(record)
             self.lock.notify_all()
+
+    def _raise_worker_error(self) -> None:
+        """The worker's own failure (writing its count on a full disk), in this thread."""
+        if self.worker is not None:
+            self.worker.raise_error()
+
+    def stuck_on_full_disk(self) -> bool:
+        """Whether the store refuses the records because its disk is full (no use waiting)."""
+        return (
+            self.pending() > 0
+            and self.last_failure is not None
+            and disks.is_full(self.last_failure)
+        )
 
     # Sending (the worker)
 
@@ -86,13 +108,15 @@ class Journal:
                 self.send(client, record)
             except Exception as exc:  # the server is away: keep the record, try again later
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                self.last_failure = exc
+                logging.getLogger("daeflow.journal").info("sending a record failed: %s", exc)
                 with self.lock:
                     if self.closing:
                         return
                     self.lock.wait(HURRIED_WAIT if self.hurry else wait)
                 wait = min(LONGEST_WAIT, wait * 2)
                 continue
-            wait = FIRST_WAIT
+            wait, self.last_failure = FIRST_WAIT, None
             with self.lock:
                 self.sent += 1
                 _write_sent(self.folder, self.sent)
@@ -125,10 +149,18 @@ class Journal:
         with self.lock:
             self.hurry = True  # wake a worker waiting to retry: try now, then every 2 s
             self.lock.notify_all()
-            while self.sent < len(self.records) and time.monotonic() < deadline:
+            while (
+                self.sent < len(self.records)
+                and time.monotonic() < deadline
+                and self.worker is not None
+                and self.worker.is_alive()
+                and not self.stuck_on_full_disk()
+            ):
                 self.lock.wait(min(1.0, max(0.0, deadline - time.monotonic())))
             self.closing = True
             self.lock.notify_all()
+        self._raise_worker_error()
+        with self.lock:
             return len(self.records) - self.sent
 
     def send_rest(self) -> int:
@@ -167,5 +199,6 @@ def _sent(folder: Path) -> int:
 
 def _write_sent(folder: Path, count: int) -> None:
     temporary = folder / f".{SENT}.tmp"
-    temporary.write_text(str(count))
+    with disks.naming(temporary):
+        temporary.write_text(str(count))
     os.replace(temporary, folder / SENT)

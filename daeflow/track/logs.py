@@ -81,14 +81,17 @@ def log_arrays(artifact_file: str, **arrays) -> None:
         mlflow.log_artifact(str(path))
 
 
-def log_results(folder, metrics: dict, tags: dict, tables: tuple[str, ...] = ()) -> None:
-    """A folder of result files as artifacts, with the final metrics and tags; files named
-    in `tables` are shown as tables in the UI, as mlflow.log_table would show them."""
+def log_results(
+    folder, metrics: dict, tags: dict, tables: tuple[str, ...] = (), timestamp: int | None = None
+) -> None:
+    """A folder of result files as artifacts, with the final metrics (at `timestamp`, in
+    ms, when given) and tags; files named in `tables` are shown as tables in the UI, as
+    mlflow.log_table would show them."""
     import json
 
     mlflow.log_artifacts(str(folder))
     shown = [{"path": name, "type": "table"} for name in tables]
     if shown:
         tags = {**tags, "mlflow.loggedArtifacts": json.dumps(shown)}
-    mlflow.log_metrics(metrics)
+    mlflow.log_metrics(metrics, timestamp=timestamp)
     mlflow.set_tags(tags)

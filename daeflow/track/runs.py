@@ -21,10 +21,13 @@ def tracked_run(
     tags: dict,
     nested: bool = False,
     run_id: str | None = None,
+    unended=None,
 ):
     """An MLflow run that ends FINISHED, FAILED (on an error) or KILLED (Ctrl-C, SIGTERM).
 
-    With `run_id`, that run is opened again (RUNNING) and continued.
+    With `run_id`, that run is opened again (RUNNING) and continued. When the store cannot
+    take the final status (its disk is full, the server is away), `unended(run_id, status)`
+    is called, so that the status can be sent later (`daeflow sync`).
     """
     if run_id is not None:
         found = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id)
@@ -46,17 +49,30 @@ def tracked_run(
                 yield run
         except (KeyboardInterrupt, Interrupted):
             stops.stopping()
-            with contextlib.suppress(Exception):
-                end_run(run.info.run_id, "KILLED")
+            _end_or_remember(run.info.run_id, "KILLED", unended)
             raise
         except BaseException:
             stops.stopping()
-            with contextlib.suppress(Exception):  # a server that is down must not hide the error
-                end_run(run.info.run_id, "FAILED")
+            _end_or_remember(run.info.run_id, "FAILED", unended)  # the error is what matters
             raise
         else:
             stops.stopping()
-            end_run(run.info.run_id, "FINISHED", END_WAIT)
+            try:
+                end_run(run.info.run_id, "FINISHED", END_WAIT)
+            except Exception:
+                if unended is not None:
+                    unended(run.info.run_id, "FINISHED")
+                raise
+
+
+def _end_or_remember(run_id: str, status: str, unended) -> None:
+    """End the run with `status`; if the store will not take it, say so to `unended`."""
+    try:
+        end_run(run_id, status)
+    except Exception:
+        if unended is not None:
+            with contextlib.suppress(Exception):
+                unended(run_id, status)
 
 
 def end_run(run_id: str, status: str, patience: float = 0.0) -> None:
@@ -110,6 +126,15 @@ def begin_shutdown(write=print) -> None:
 def set_tag_of(run_id: str, key: str, value: str) -> None:
     """Tag a run that is not the active one (e.g. a failed sweep child)."""
     mlflow.MlflowClient().set_tag(run_id, key, value)
+
+
+def end_if_running(run_id: str, status: str) -> bool:
+    """Give a run that is still RUNNING in the store the final `status`; whether it had to."""
+    client = mlflow.MlflowClient()
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_terminated(run_id, status)
+    return True
 
 
 def mark_failed_if_running(run_id: str, reason: str) -> None:

@@ -245,3 +245,21 @@ def check_artifact_location(location: str, experiment: str) -> None:
             f"The artifact location of experiment {experiment!r} is not writable: "
             f"{exc.strerror} ({folder}). Fix its permissions or use another --experiment."
         ) from None
+
+
+def places() -> list:
+    """Where the active run's store writes on this machine: its sqlite file and its local
+    artifact folder (disks.Place), those that are local files."""
+    from daeflow.runtime import disks
+
+    found = []
+    path = sqlite_path(mlflow.get_tracking_uri())
+    if path is not None:
+        found.append(disks.Place(disks.SQLITE, path.resolve()))
+    run = mlflow.active_run()
+    parsed = urllib.parse.urlparse(run.info.artifact_uri) if run else None
+    if parsed is not None and parsed.scheme in ("", "file"):
+        # <experiment's artifact location>/<run id>/artifacts: name the experiment's folder
+        artifacts = Path(urllib.parse.unquote(parsed.path)).parents[1]
+        found.append(disks.Place(disks.ARTIFACTS, artifacts))
+    return found

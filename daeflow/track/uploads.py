@@ -5,11 +5,13 @@ replaces the previous one). An upload that fails is left for later: the local ru
 keeps every checkpoint that matters until the run ends.
 """
 
+import logging
 import queue
-import threading
 from pathlib import Path
 
 import mlflow
+
+from daeflow.runtime.workers import Worker
 
 LAST, BEST = "checkpoints/last", "checkpoints/best"
 
@@ -27,11 +29,13 @@ class CheckpointUploader:
         self.pending: queue.Queue = queue.Queue()
         self.owed: dict[str, Path] = {}  # LAST / BEST -> the folder not yet uploaded there
         self.uploaded = 0
-        self.worker = threading.Thread(target=self._work, name="daeflow-uploads", daemon=True)
+        self.worker = Worker(self._work, "daeflow-uploads")
         self.worker.start()
 
     def submit(self, folder: Path, is_best: bool) -> None:
-        """Upload this checkpoint folder (as the best one too, if it is)."""
+        """Upload this checkpoint folder (as the best one too, if it is); first, raise what
+        ended the worker, if something did."""
+        self.worker.raise_error()
         self.pending.put((Path(folder), is_best))
 
     def _work(self) -> None:
@@ -52,7 +56,8 @@ class CheckpointUploader:
                     continue
                 try:
                     client.log_artifacts(self.run_id, str(folder), where)
-                except Exception:  # the local folder is the truth; try again later
+                except Exception as exc:  # the local folder is the truth; try again later
+                    logging.getLogger("daeflow.uploads").info("uploading %s failed: %s", where, exc)
                     break
                 del self.owed[where]
                 self.uploaded += 1
@@ -65,6 +70,7 @@ class CheckpointUploader:
         """Wait (at most `timeout` seconds) for the uploads asked for, trying owed ones again."""
         self.pending.put(None)
         self.worker.join(timeout)
+        self.worker.raise_error()
 
 
 def upload_checkpoint(run_id: str, folder: Path, is_best: bool, client=None) -> None:

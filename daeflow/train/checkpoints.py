@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daeflow.errors import TrainingError
+from daeflow.runtime import disks
 from daeflow.runtime.backend import load_keras
 from daeflow.train.callbacks import TrainingState
 
@@ -75,12 +76,17 @@ class Checkpointer(keras.callbacks.Callback):
         final = self.folder / checkpoint_name(epoch)
         temporary = self.folder / f".{final.name}.{os.getpid()}.tmp"
         shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir()
-        self.model.save(temporary / MODEL)
-        (temporary / STATE).write_text(json.dumps(self.state.as_dict()))
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(temporary, final)
-        _write_text(self.folder / LATEST, final.name)
+        try:
+            with disks.naming(temporary):
+                temporary.mkdir()
+                self.model.save(temporary / MODEL)
+                (temporary / STATE).write_text(json.dumps(self.state.as_dict()))
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(temporary, final)
+                _write_text(self.folder / LATEST, final.name)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)  # the room it took, on a full disk
+            raise
         self.last_time, self.last_epoch = time.monotonic(), epoch
         if self.on_written is not None:
             self.on_written(final, self.state.best_epoch == epoch)

@@ -1,6 +1,7 @@
 """Sending what a run kept in its folder to the tracking store: at the end of a run, and by
 `daeflow sync` after the server was away. Nothing trained is lost when the store fails."""
 
+import contextlib
 import os
 
 from daeflow.workflow.run_folder import RunFolder
@@ -13,10 +14,20 @@ def flush_wait() -> float:
     return float(os.environ.get("DAEFLOW_FLUSH_WAIT", "120"))
 
 
-def kept_for_sync(folder: RunFolder, what: str):
-    """The error that says what stayed on this machine and how to upload it."""
-    from daeflow.errors import TrackingError
+def kept_for_sync(folder: RunFolder, what: str, failure: BaseException | None = None):
+    """The error that says what stayed on this machine and how to upload it; when the
+    `failure` was a full disk, which one, and to free space first."""
+    from daeflow.errors import DiskFull, TrackingError
+    from daeflow.runtime import disks
+    from daeflow.track import store
 
+    place = failure is not None and disks.full_place(failure, store.places())
+    if place:
+        return DiskFull(
+            f"{place.subject()} is full ({disks.reason(failure)}); the run's results are kept in "
+            f"{folder.path}. Free some space there, then upload them with: "
+            f"daeflow sync {folder.run_id[:8]}"
+        )
     return TrackingError(
         f"The tracking server did not take everything ({what}); the run's results are kept "
         f"in {folder.path}. When the server is back, upload them with: "
@@ -37,7 +48,7 @@ def publish_kept(folder: RunFolder, model, metadata: dict, distribution: str, pa
         if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
             raise
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-        raise kept_for_sync(folder, reason) from None
+        raise kept_for_sync(folder, reason, exc) from None
 
 
 def publish(
@@ -46,17 +57,29 @@ def publish(
     """Upload the results kept in a run's folder and log its model; the model's URI.
 
     Each step waits up to `patience` seconds for a server that is away or restarting.
+    What the store has taken is recorded in the folder, so that publishing again (`daeflow
+    sync` after a stop or a full disk) logs no model twice; the results are logged again
+    with their first time, which MLflow stores once.
     """
+    from daeflow.runtime.signals import stop_point
     from daeflow.track import flavor, logs
     from daeflow.track.store import when_back
     from daeflow.workflow.run_report import TABLE
 
-    final = folder.read_final()
+    final, done = folder.read_final(), folder.published()
+    if "model_uri" in done:
+        return done["model_uri"]
     when_back(
-        lambda: logs.log_results(folder.results, final["metrics"], final["tags"], tables=(TABLE,)),
+        lambda: logs.log_results(
+            folder.results, final["metrics"], final["tags"], (TABLE,), final.get("time")
+        ),
         patience,
     )
-    return when_back(lambda: flavor.log_model(model, metadata, distribution), patience).model_uri
+    stop_point("model-logging")
+    uri = when_back(lambda: flavor.log_model(model, metadata, distribution), patience).model_uri
+    with contextlib.suppress(OSError):  # a full local disk: sync would log it once more
+        folder.mark_published(model_uri=uri)
+    return uri
 
 
 def saved_model(folder: RunFolder):

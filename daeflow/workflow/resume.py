@@ -44,16 +44,19 @@ def changed_options(config: RunConfig, overrides: dict) -> dict[str, tuple]:
 
 def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print):
     """Continue the run `run_ref` (its id, id prefix or name) and finish it."""
-    from daeflow.track import queries, store
+    from daeflow.track import log_file, queries, store
+    from daeflow.workflow.run import full_disks_said, refuse_full_disks, same_command_again
 
-    uri = store.use_tracking_uri(tracking_uri)
-    run = queries.find_run(run_ref)
-    run_id = run.info.run_id
-    if run.data.tags.get(TAG_COMMAND) != "run":
-        raise UsageError(f"Run {run_id[:8]} is not a 'daeflow run' run; only those resume.")
-    with RunFolder(run_id) as folder:  # one process at a time on this machine
-        refuse_if_held_elsewhere(run)
-        return _resume_held(run, folder, overrides, uri, write)
+    with log_file.off_terminal(), full_disks_said(None, same_command_again):
+        uri = store.use_tracking_uri(tracking_uri)
+        refuse_full_disks()
+        run = queries.find_run(run_ref)
+        run_id = run.info.run_id
+        if run.data.tags.get(TAG_COMMAND) != "run":
+            raise UsageError(f"Run {run_id[:8]} is not a 'daeflow run' run; only those resume.")
+        with RunFolder(run_id) as folder:  # one process at a time on this machine
+            refuse_if_held_elsewhere(run)
+            return _resume_held(run, folder, overrides, uri, write)
 
 
 def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
@@ -65,6 +68,7 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
         forget_local,
         outcome,
         prepare,
+        remember_end,
         resolve_arch,
         train_in_active_run,
     )
@@ -108,7 +112,7 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
         tags[TAG_RESUME_CHANGES] = "; ".join(
             f"{option_flag(k)} {a} -> {b}" for k, (a, b) in changes.items()
         )
-    with runs.tracked_run(experiment, None, tags, run_id=run_id) as active:
+    with runs.tracked_run(experiment, None, tags, run_id=run_id, unended=remember_end) as active:
         trained = train_in_active_run(prepared, write, checkpoint, digest, lease=folder)
     forget_local(trained)
     return outcome(active, uri, trained)

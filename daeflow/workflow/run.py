@@ -1,5 +1,6 @@
 """`daeflow run`: the one place where plugin, data, train, infer and track meet for a run."""
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,33 +223,59 @@ def train_in_active_run(
     With `checkpoint` (a resumed run), training goes on from it and nothing logged at the
     start is logged again. Per-epoch values go through the run's journal, so the tracking
     server may come and go while training runs. SIGTERM or Ctrl-C stop training, log the
-    best model so far and raise Interrupted with the command that resumes the run.
+    best model so far and raise Interrupted with the command that takes the run further.
+    A full disk (the run's folder, the sqlite file, the artifact folder) raises DiskFull
+    naming it. MLflow's own log lines go to the folder's log file, not the terminal.
     `also`: functions of the TrainingState that return more Keras callbacks. `lease`: the
     run's folder with its lease already held (a resumed run takes it before preparing).
     """
+    from daeflow.track import log_file, runs
+
+    run_id = runs.active_run_id()
+    resumed = checkpoint is not None
+    state = checkpoint.state if resumed else None
+    then = lambda: _then(run_id, state, resumed)  # noqa: E731 - read when a disk fills
+    with full_disks_said(RunFolder(run_id), then):
+        folder = lease if lease is not None else RunFolder(run_id).take_lease()
+        try:
+            with log_file.off_terminal(folder.log):
+                if state is None:
+                    from daeflow.train.callbacks import TrainingState
+
+                    state = TrainingState()
+                trained = _train(prepared, write, checkpoint, state, digest, also, folder)
+        except BaseException:
+            if lease is None:
+                folder.release()  # the process goes on (a notebook, a sweep): let others in
+            raise
+        if lease is None and trained.folder is None:
+            folder.release()  # kept for `daeflow sync`, which takes it again
+        return trained
+
+
+def _train(prepared, write, checkpoint, state, digest, also, folder: RunFolder) -> Trained:
     from daeflow.errors import Interrupted
+    from daeflow.runtime import disks
     from daeflow.track import callbacks, journal, queries, runs, store, uploads
     from daeflow.track.names import epoch_metric
     from daeflow.train import checkpoints, trainer
-    from daeflow.train.callbacks import TrainingState
     from daeflow.workflow.publishing import flush_wait, kept_for_sync, publish_kept
     from daeflow.workflow.run_report import probe_renderer
 
     config, data, arch = prepared.config, prepared.data, prepared.provided.spec
     multiple = arch.size_multiple
-    run_id = runs.active_run_id()
+    run_id = folder.run_id
+    folder.remember_store(store.tracking_uri())
     if checkpoint is None:
         digest = log_start(prepared)
-        model, state = prepared.model, TrainingState()
+        model = prepared.model
     else:
-        model, state = checkpoint.model, checkpoint.state
+        model = checkpoint.model
     write(
         f"Training {arch.name} on {len(data.train)} images "
         f"(validation {len(data.val)}, test {len(data.test)})"
         + (f", from epoch {state.epoch + 1}." if state.epoch else ".")
     )
-    folder = lease if lease is not None else RunFolder(run_id).take_lease()
-    folder.remember_store(store.tracking_uri())
     log = journal.Journal(run_id, folder.journal)
     logged = 0  # epochs logged already: a resumed run may train again the ones after its checkpoint
     if checkpoint is not None:
@@ -276,21 +303,34 @@ def train_in_active_run(
     except (KeyboardInterrupt, Interrupted) as stop:
         runs.begin_shutdown(write)  # until tracked_run has marked the run KILLED
         raise stopped(stop, prepared, model, state, uploader, log, write) from None
-    trained = conclude(prepared, result, digest, render_probes, folder)
-    wait = flush_wait()
-    if log.pending():
-        write(
-            f"Waiting up to {wait:.0f} s for the tracking server to take the last "
-            f"{log.pending()} per-epoch records."
-        )
-    left = log.close(wait)
-    if left:
-        what = f"{left} per-epoch records could not be sent; {log.last_error}"
-        raise kept_for_sync(folder, what)
-    trained.model_uri = publish_kept(
-        folder, result.model, model_metadata(prepared), prepared.provided.plugin.distribution, wait
-    )
-    uploader.close(wait)
+    except Exception:
+        wind_down(uploader, log)  # what was recorded reaches the store before the run ends
+        raise
+    try:
+        with disks.naming(folder.results):  # a write that fails on a full disk names the folder
+            trained = conclude(prepared, result, digest, render_probes, folder)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        runs.begin_shutdown(write)
+        raise stopped(stop, prepared, model, state, uploader, log, write, late=True) from None
+    try:
+        wait = flush_wait()
+        if log.pending() and not log.stuck_on_full_disk():
+            write(
+                f"Waiting up to {wait:.0f} s for the tracking server to take the last "
+                f"{log.pending()} per-epoch records."
+            )
+        left = log.close(wait)
+        if left:
+            what = f"{left} per-epoch records could not be sent; {log.last_error}"
+            raise kept_for_sync(folder, what, log.last_failure)
+        trained.model_uri = publish_kept(
+            folder, result.model, model_metadata(prepared), prepared.provided.plugin.distribution,
+            wait,
+        )  # fmt: skip
+        uploader.close(wait)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        runs.begin_shutdown(write)
+        raise stopped_publishing(stop, folder) from None
     if uploader.owed or uploader.worker.is_alive():  # they wait for `daeflow sync`
         trained.notes.append(
             f"The tracking server did not take the last checkpoints; they are kept in "
@@ -302,18 +342,41 @@ def train_in_active_run(
     return trained
 
 
-def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=print):
-    """After SIGTERM or Ctrl-C: wait a bounded time for uploads, log the best model so far;
-    the Interrupted error that says so, with the command that resumes the run."""
-    from daeflow.errors import Interrupted
-    from daeflow.track import runs
+def wind_down(uploader, log, wait: float | None = None) -> None:
+    """Give the uploads and the journal a bounded time to finish; their failures are not
+    the news (the error that stops the run is)."""
+    import contextlib
+
     from daeflow.workflow.publishing import SHUTDOWN_WAIT
 
+    wait = SHUTDOWN_WAIT if wait is None else wait
+    with contextlib.suppress(Exception):
+        uploader.close(wait)
+    with contextlib.suppress(Exception):
+        log.close(wait)
+
+
+def _signal_name(stop) -> str:
+    return "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
+
+
+def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=print, late=False):
+    """After SIGTERM or Ctrl-C in training (or, `late`, in the final test evaluation): wait
+    a bounded time for uploads, log the best model so far; the Interrupted error that says
+    so, with the command that takes the run further."""
+    from daeflow.errors import Interrupted
+    from daeflow.track import runs
+    from daeflow.workflow.status import next_step
+
     run_id = runs.active_run_id()
-    signal_name = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else "SIGTERM"
-    write(f"{signal_name}: training stopped in epoch {state.epoch + 1}; saving what the run has.")
-    uploader.close(SHUTDOWN_WAIT)
-    log.close(SHUTDOWN_WAIT)
+    signal_name = _signal_name(stop)
+    if late:
+        write(f"{signal_name}: the final test evaluation stopped; saving what the run has.")
+    else:
+        write(
+            f"{signal_name}: training stopped in epoch {state.epoch + 1}; saving what the run has."
+        )
+    wind_down(uploader, log)
     saved = ""
     if state.best_weights is not None:
         model.set_weights(state.best_weights)
@@ -323,10 +386,57 @@ def stopped(stop, prepared: PreparedRun, model, state, uploader, log, write=prin
             saved = f", its best model (epoch {state.best_epoch}) logged"
         except Exception:  # the server is away: the best weights are in the checkpoints
             saved = f"; the best model (epoch {state.best_epoch}) is kept in its checkpoints"
+    when = "during the final test evaluation, " if late else ""
+    words, command = next_step(run_id, "KILLED")
     return Interrupted(
-        f"Stopped by {signal_name} after epoch {state.epoch}; run {run_id} is marked "
-        f"KILLED{saved}. Resume it with: daeflow run --resume {run_id[:8]}"
+        f"Stopped by {signal_name} {when}after epoch {state.epoch}; run {run_id} is marked "
+        f"KILLED{saved}. {words}: {command}"
     )
+
+
+def stopped_publishing(stop, folder: RunFolder):
+    """After SIGTERM or Ctrl-C while the results and the model went to the store: they are
+    kept in the run's folder; the Interrupted error with the command that uploads them."""
+    from daeflow.errors import Interrupted
+    from daeflow.workflow.status import next_step
+
+    words, command = next_step(folder.run_id, "KILLED")
+    return Interrupted(
+        f"Stopped by {_signal_name(stop)} while the results and the model were logged; run "
+        f"{folder.run_id} is marked KILLED; they are kept in {folder.path}. {words}: {command}"
+    )
+
+
+def _then(run_id: str, state, resumed: bool) -> str:
+    """What to type once there is room again: the same command for a run that trained no
+    epoch yet, else what `daeflow runs` shows for the run."""
+    from daeflow.workflow.status import next_command
+
+    if not resumed and (state is None or state.epoch == 0):
+        return same_command_again()
+    return f"run: {next_command(run_id, 'FAILED')}"
+
+
+@contextlib.contextmanager
+def full_disks_said(folder: RunFolder | None, then):
+    """Within the block, an error that says a disk is full becomes DiskFull naming which (the
+    run's folder, the sqlite file, the artifact folder) and what to type next: `then()`."""
+    from daeflow.errors import DaeflowError, DiskFull
+    from daeflow.runtime import disks
+    from daeflow.track import store
+
+    try:
+        yield
+    except DaeflowError:
+        raise  # one line already
+    except Exception as exc:
+        local = [disks.Place(disks.LOCAL, folder.path)] if folder is not None else []
+        place = disks.full_place(exc, [*local, *store.places()])
+        if place is None:
+            raise
+        raise DiskFull(
+            f"{place.subject()} is full ({disks.reason(exc)}). Free some space there, then {then()}"
+        ) from exc
 
 
 def forget_local(trained: Trained) -> None:
@@ -347,12 +457,14 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
 
     from daeflow.infer.evaluation import evaluate
     from daeflow.quality.scores import summary
+    from daeflow.runtime.signals import stop_point
     from daeflow.track import flavor, names, queries
     from daeflow.workflow import run_report
     from daeflow.workflow.run_report import cost_metrics, write_test_report
 
     config, data, arch = prepared.config, prepared.data, prepared.provided.spec
     multiple = arch.size_multiple
+    stop_point("final-evaluation")
     test, noisy = evaluate(
         result.model, data.test.source, data.test.indices, config.train.batch_size, multiple,
         with_noisy=True,
@@ -395,21 +507,45 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
 
 def run(config: RunConfig, write=print) -> RunOutcome:
     """Validate everything, then train and evaluate one model inside one MLflow run."""
-    from daeflow.track import runs, store
+    from daeflow.track import log_file, runs, store
 
     provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
-    tracking_uri = store.use_tracking_uri(config.tracking_uri)
-    prepared = prepare(config, write, provided)
-    arch = prepared.provided.spec
-    tags = {
-        "arch": arch.name,
-        "plugin": prepared.provided.plugin.distribution,
-        TAG_COMMAND: "run",
-    }
-    with runs.tracked_run(config.experiment, config.run_name, tags) as active:
-        trained = train_in_active_run(prepared, write)
+    with log_file.off_terminal(), full_disks_said(None, same_command_again):
+        tracking_uri = store.use_tracking_uri(config.tracking_uri)
+        refuse_full_disks()
+        prepared = prepare(config, write, provided)
+        arch = prepared.provided.spec
+        tags = {
+            "arch": arch.name,
+            "plugin": prepared.provided.plugin.distribution,
+            TAG_COMMAND: "run",
+        }
+        with runs.tracked_run(
+            config.experiment, config.run_name, tags, unended=remember_end
+        ) as active:
+            trained = train_in_active_run(prepared, write)
     forget_local(trained)
     return outcome(active, tracking_uri, trained)
+
+
+def refuse_full_disks() -> None:
+    """Refuse in one line, before any work, a run whose folder or store has no room left."""
+    from daeflow.runtime import disks
+    from daeflow.track import store
+    from daeflow.workflow.run_folder import runs_root
+
+    local = disks.Place(disks.LOCAL, runs_root())
+    disks.refuse_full([local, *store.places()], same_command_again())
+
+
+def same_command_again() -> str:
+    """What to type once there is room again, for a run that failed before it trained."""
+    return "run the same command again."
+
+
+def remember_end(run_id: str, status: str) -> None:
+    """Keep in the run's folder the status the store could not take: `daeflow sync` sends it."""
+    RunFolder(run_id).remember_end(status)
 
 
 def outcome(active, tracking_uri: str, trained: Trained) -> RunOutcome:

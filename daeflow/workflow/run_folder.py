@@ -62,6 +62,8 @@ class RunFolder:
     STORE = "store.json"  # which tracking store the run belongs to (for `daeflow sync`)
     LEASE = "lease"  # the lock file; its text says who holds it
     LOG = "daeflow.log"  # what MLflow and the background threads said, off the terminal
+    PUBLISHED = "published.json"  # what of the results the store has taken already
+    ENDED = "ended.json"  # the final status the store could not take (daeflow sync sends it)
 
     def __init__(self, run_id: str, path: Path | None = None):
         self.run_id = run_id
@@ -113,8 +115,13 @@ class RunFolder:
             return None
 
     def write_final(self, metrics: dict, tags: dict) -> None:
-        """The test metrics and the tags that end the run: training has ended."""
-        write_atomically(self.path / self.FINAL, json.dumps({"metrics": metrics, "tags": tags}))
+        """The test metrics and the tags that end the run: training has ended.
+
+        The time is kept with them, so that logging them again (after a stop or a full
+        store) gives the same metric values at the same time, which MLflow stores once.
+        """
+        final = {"metrics": metrics, "tags": tags, "time": int(time.time() * 1000)}
+        write_atomically(self.path / self.FINAL, json.dumps(final))
 
     def read_final(self) -> dict:
         return json.loads((self.path / self.FINAL).read_text())
@@ -122,6 +129,31 @@ class RunFolder:
     def has_ended_training(self) -> bool:
         """Whether the run trained to its end and its results wait here for the store."""
         return (self.path / self.FINAL).is_file()
+
+    def mark_published(self, **done) -> None:
+        """Record what the store has taken of the results (results=True, model_uri=...)."""
+        write_atomically(self.path / self.PUBLISHED, json.dumps({**self.published(), **done}))
+
+    def published(self) -> dict:
+        """What the store has taken already of the results kept here."""
+        try:
+            return json.loads((self.path / self.PUBLISHED).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def remember_end(self, status: str) -> None:
+        """The status the run should have and the store could not take."""
+        self.create()
+        write_atomically(self.path / self.ENDED, json.dumps({"status": status}))
+
+    def remembered_end(self) -> str | None:
+        try:
+            return json.loads((self.path / self.ENDED).read_text())["status"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def forget_end(self) -> None:
+        (self.path / self.ENDED).unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Forget the run here: the tracking store holds everything."""

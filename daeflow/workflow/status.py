@@ -66,6 +66,21 @@ def silence_allowed(run) -> float:
     return max(LEAST, INTERVALS * interval)
 
 
+def next_step(run_id: str, state: str) -> tuple[str, str]:
+    """What takes a run in `state` further, in words and as the command: resume a stopped
+    one, sync one whose results wait on this machine; ('', '') for a running or finished run."""
+    if state in ("RUNNING", "FINISHED"):
+        return "", ""
+    if RunFolder(run_id).has_ended_training():  # trained; its results wait here
+        return "Upload its results and model with", f"daeflow sync {run_id[:8]}"
+    return "Resume it with", f"daeflow run --resume {run_id[:8]}"
+
+
+def next_command(run_id: str, state: str) -> str:
+    """The command `daeflow runs` shows for a run in `state` ('' if there is none)."""
+    return next_step(run_id, state)[1]
+
+
 def rows(runs) -> list[dict]:
     """One dict per run, newest first, with the command that resumes it where that applies."""
     from daeflow.track.names import value
@@ -76,10 +91,7 @@ def rows(runs) -> list[dict]:
         if tags.get(TAG_COMMAND) != "run":
             continue
         state = state_of(run)
-        resumable = state not in ("RUNNING", "FINISHED")
-        then = f"daeflow run --resume {run.info.run_id[:8]}" if resumable else ""
-        if resumable and RunFolder(run.info.run_id).has_ended_training():
-            then = f"daeflow sync {run.info.run_id[:8]}"  # trained; its results wait here
+        then = next_command(run.info.run_id, state)
         table.append(
             {
                 "run_id": run.info.run_id,

@@ -3,7 +3,8 @@
 A run keeps its folder (daeflow.workflow.run_folder) when the server did not take
 everything: per-epoch records still in its journal, checkpoints, and, for a run that
 finished training, its test results and model. Sync sends them to the same MLflow run,
-in order, and marks a finished run FINISHED; a stopped run stays resumable.
+in order, and marks a finished run FINISHED; a stopped run stays resumable. A run that
+the store could not end (its disk was full) gets the status it should have had.
 """
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ class Synced:
     records: int
     checkpoints: int
     model_uri: str | None
+    ended: str | None = None  # the status sent for a run the store could not end
 
 
 def sync(folder: RunFolder, tracking_uri: str | None, write=print) -> Synced:
@@ -50,13 +52,16 @@ def sync(folder: RunFolder, tracking_uri: str | None, write=print) -> Synced:
         if best != newest and best.is_dir():
             uploads.upload_checkpoint(run_id, best, True)
             sent += 1
-    model_uri = None
+    model_uri, ended = None, None
     if folder.has_ended_training():
         model, metadata, distribution = saved_model(folder)
         experiment = queries.experiment_name(run.info.experiment_id)
         with runs.tracked_run(experiment, None, {}, run_id=run_id):
             model_uri = publish(folder, model, metadata, distribution)
-    return Synced(run_id, records, sent, model_uri)
+    elif folder.remembered_end() and runs.end_if_running(run_id, folder.remembered_end()):
+        ended = folder.remembered_end()
+    folder.forget_end()
+    return Synced(run_id, records, sent, model_uri, ended)
 
 
 def finished_with(folder: RunFolder, synced: Synced) -> bool:
@@ -87,6 +92,7 @@ def sync_runs(ref: str | None, tracking_uri: str | None, write=print) -> list[Sy
             f"Run {synced.run_id[:8]}: {synced.records} records, {synced.checkpoints} "
             "checkpoints"
             + (f", results and model ({synced.model_uri}); FINISHED" if synced.model_uri else "")
+            + (f"; marked {synced.ended}" if synced.ended else "")
             + ("; local folder removed." if removed else f"; kept in {folder.path}.")
         )
         done.append(synced)
