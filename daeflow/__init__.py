@@ -4,7 +4,8 @@ Sub-packages, lowest first; a module imports only from packages below its own
 (tests/test_layout.py checks it):
 
     errors            exceptions users see
-    runtime           importing Keras quietly, precision, devices, signals, tile sizes
+    runtime           importing Keras quietly, precision, devices, signals, tile sizes,
+                      full disks, background threads
     plugin            hook contract, spec classes, hyperparameters, manager, registry
     config, architectures   validated run options; the built-in architecture plugins
     data              arrays, checks, splits, noise models, scaled pairs, digests

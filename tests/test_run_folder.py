@@ -96,10 +96,12 @@ def test_two_resumes_of_one_run_at_once_train_it_once(tracking_uri, pair_files):
 @pytest.mark.slow
 def test_a_damaged_newest_checkpoint_falls_back_to_the_runs_artifact(tracking_uri, pair_files):
     args = data_args(pair_files)
-    killed = Process("run", *args, "--epochs", "6")
-    killed.wait_for("epoch   3/")
-    killed.process.send_signal(signal.SIGKILL)
-    killed.finish()
+    # SIGTERM, not SIGKILL: the stopped run waits for its uploads, so the run's artifact
+    # checkpoints/last is whole (a kill could land in the middle of that upload).
+    stopped = Process("run", *args, "--epochs", "6")
+    stopped.wait_for("epoch   3/")
+    stopped.process.send_signal(signal.SIGTERM)
+    assert stopped.finish()[0] == 130
     run_id = the_run().info.run_id
     checkpoints = RunFolder(run_id).checkpoints
     newest = (checkpoints / "latest").read_text().strip()
