@@ -1,1 +1,1 @@
-"""How daeflow runs on this machine: Keras import, precision, devices, signals, tile sizes, full disks, worker threads."""
+"""How daeflow runs here: Keras, precision, devices, signals, tile sizes, disks, threads."""
