@@ -76,3 +76,21 @@ def test_a_baseline_run_never_imports_tensorflow(tracking_uri, pair_files):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False False"
     assert len(by_command("baseline")) == 1
+
+
+@pytest.mark.slow
+def test_a_run_is_set_against_baselines_of_its_data_range_only(tracking_uri, pair_files):
+    """The params a run is about to log, and those a baseline logged, name the same data,
+    split and range; a baseline at another data range is left out of the run's report."""
+    data = data_args(pair_files)
+    cli("baseline", "--method", "identity", *data)
+    cli("baseline", "--method", "identity", "--data-range", "510", *data)
+    cli("run", "--epochs", "1", "--batch-size", "8", *data)
+    (run,) = by_command("run")
+    report = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="report.html"
+    )
+    page = open(report).read()
+    assert page.count("<td>baseline identity</td>") == 1
+    identity = {r.data.params["data.range"]: r for r in by_command("baseline")}["255.0"]
+    assert f"<td>baseline identity</td><td>{identity.data.metrics['test/psnr']:.4g}</td>" in page

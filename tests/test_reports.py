@@ -62,14 +62,64 @@ def test_daeflow_ui_prints_the_runs_page_of_each_experiment():
     )
 
 
-def fake_run(client, experiment, digest, psnr, command="run"):
+def fake_run(client, experiment, digest, psnr, command="run", **params):
     run = client.create_run(
         experiment, tags={"daeflow.command": command, "data.train.sha256": digest}
     )
     client.log_param(run.info.run_id, "arch", "conv_baseline")
+    for name, value in params.items():
+        client.log_param(run.info.run_id, name.replace("__", "."), value)
     client.log_metric(run.info.run_id, "test/psnr", psnr)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+SPLIT = {"seed": 0, "data__val_fraction": 0.1, "data__test_fraction": 0.1}
+
+
+def test_compare_ranks_runs_at_different_data_ranges_apart(tracking_uri):
+    """12-bit data scored at 65535 read 24 dB higher: that run must not top the 4095 run."""
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    wrong = fake_run(client, experiment, "d" * 64, 32.7, data__range=65535.0, **SPLIT)
+    right = fake_run(client, experiment, "d" * 64, 30.6, data__range=4095.0, **SPLIT)
+    text = cli("compare").stdout
+    assert text.count("Runs by test_psnr on data dddddddddddd") == 2
+    assert "range 65535, test split seed 0 val 0.1 test 0.1" in text
+    assert "range 4095, test split seed 0 val 0.1 test 0.1" in text
+    assert "scored at different data ranges (65535, 4095)" in text
+    assert "pass the same --data-range" in text
+    found = json.loads(cli("compare", "--json").stdout)
+    tables = {t["data_range"]: t["runs"] for t in found["tables"]}
+    assert tables == {"65535": [wrong], "4095": [right]}
+    # Other seeds hold out other test images: apart too, and said so.
+    fake_run(client, experiment, "d" * 64, 30.0, data__range=4095.0, **{**SPLIT, "seed": 1})
+    text = cli("compare").stdout
+    assert text.count("Runs by test_psnr on data dddddddddddd") == 3
+    assert "on different test splits (seed 0 val 0.1 test 0.1, seed 1 val 0.1 test 0.1)" in text
+
+
+def test_baselines_of_the_same_range_and_split_join_a_run_when_it_is_shown(tracking_uri):
+    """Computed when shown: baselines logged later, in any experiment, of the same data,
+    split and range are ranked beside a run; others are not."""
+    from daeflow.track import comparable, queries
+
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    elsewhere = client.create_experiment("baselines")
+    run = fake_run(client, experiment, "e" * 64, 28.0, data__range=4095.0, **SPLIT)
+    same = fake_run(client, elsewhere, "e" * 64, 29.5, "baseline", data__range=4095.0, **SPLIT)
+    fake_run(client, elsewhere, "e" * 64, 52.0, "baseline", data__range=65535.0, **SPLIT)
+    fake_run(client, elsewhere, "e" * 64, 31.0, "baseline", data__range=4095.0, seed=1,
+             data__val_fraction=0.1, data__test_fraction=0.1)  # fmt: skip
+    wanted = comparable.of_run(mlflow.get_run(run))
+    assert [b["run_id"] for b in queries.baselines_for(wanted)] == [same]
+    found = json.loads(cli("compare", "--json").stdout)
+    (table,) = found["tables"]
+    assert [b["run_id"] for b in table["baselines_from_store"]] == [same]
+    text = cli("compare").stdout
+    assert text.index(same[:8]) < text.index(run[:8])  # ranked in, above the run
+    assert "With 1 classical baseline(s) of the same data, test split and data range" in text
 
 
 def test_compare_keeps_runs_on_different_data_apart(tracking_uri):

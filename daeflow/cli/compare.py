@@ -1,5 +1,6 @@
 """`daeflow compare`: rank runs, and set chosen runs' test images side by side."""
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -50,21 +51,49 @@ def compare(
         sheet_path = comparison.sheet(
             rows, sheet or Path(f"compare-{'-'.join(r[:8] for r in run_ids)}.png")
         )
+    groups = comparison.tables(rows)
+    added = comparison.stored_baselines(groups, metric)
     datasets = list(dict.fromkeys(r["data"] for r in rows))
+    apart = comparison.apart(groups)
     if as_json:
-        sheet_text = str(sheet_path) if sheet_path else None
-        typer.echo(json.dumps({"runs": rows, "datasets": datasets, "sheet": sheet_text}, indent=2))
+        tables = [
+            {
+                **dataclasses.asdict(key),
+                "runs": [r["run_id"] for r in shown],
+                "baselines_from_store": added.get(key, []),
+            }
+            for key, shown in groups.items()
+        ]
+        found = {
+            "runs": rows,
+            "datasets": datasets,
+            "tables": tables,
+            "apart": apart,
+            "sheet": str(sheet_path) if sheet_path else None,
+        }
+        typer.echo(json.dumps(found, indent=2))
         return
     if len(datasets) > 1:
         typer.echo(
             f"These runs used {len(datasets)} different datasets: compare numbers within a "
             "table only (--data DIGEST or --data same-as:RUN picks one)."
         )
-    for digest in datasets or [None]:
-        shown = [_shown(r) for r in rows if r["data"] == digest]
-        source = next((r["data_source"] for r in rows if r["data"] == digest), "")
-        title = f"Runs by {metric} on data {(digest or 'unknown')[:12]} ({source})"
+    for line in apart:
+        typer.echo(line)
+    for key, listed in (groups or {None: []}).items():
+        extra = added.get(key, [])
+        shown = [_shown(r) for r in comparison.ranked(listed + extra, metric)]
+        title = f"Runs by {metric}"
+        if key is not None:
+            digest = None if key.data == "?" else key.data
+            title += f" on data {(digest or 'unknown')[:12]} ({listed[0]['data_source']}), "
+            title += key.describe()
         print_table(shown, list(shown[0]) if shown else ["run"], title)
+        if extra:
+            typer.echo(
+                f"With {len(extra)} classical baseline(s) of the same data, test split and data "
+                "range from the tracking store (any experiment), as they stand now."
+            )
     if sheet_path:
         typer.echo(f"Image sheet: {sheet_path}")
 

@@ -70,6 +70,11 @@ def image(picture: np.ndarray, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{png_data_uri(picture)}">'
 
 
+def paragraph(text: str) -> str:
+    """A paragraph of plain text."""
+    return f"<p>{html.escape(text)}</p>"
+
+
 def command(text: str) -> str:
     """A command line, as code."""
     return f"<code>{html.escape(text)}</code>"

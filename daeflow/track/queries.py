@@ -122,17 +122,21 @@ def experiment_runs(experiment: str) -> list:
     return mlflow.search_runs([found.experiment_id], output_format="list")
 
 
-def baselines_for(digest: str, seed, val_fraction, test_fraction) -> list[dict]:
-    """Finished classical baselines of the same data and split, from any experiment.
+def baseline_runs(wanted) -> list:
+    """Finished classical baseline runs scored on the same data, test split and data range
+    (`wanted`, a comparable.ScoredOn), from any experiment.
 
     Only the tracking store's own search is used; a store that cannot answer gives [].
     """
     from mlflow.exceptions import MlflowException
 
-    from daeflow.track.names import TAG_COMMAND, TAG_TRAIN_DIGEST, value
+    from daeflow.track import comparable
+    from daeflow.track.names import TAG_COMMAND, TAG_TRAIN_DIGEST
 
+    if wanted.data == comparable.UNKNOWN:
+        return []
     query = (
-        f"tags.`{TAG_TRAIN_DIGEST}` = '{digest}' and tags.`{TAG_COMMAND}` = 'baseline' "
+        f"tags.`{TAG_TRAIN_DIGEST}` = '{wanted.data}' and tags.`{TAG_COMMAND}` = 'baseline' "
         "and attributes.status = 'FINISHED'"
     )
     try:
@@ -141,13 +145,13 @@ def baselines_for(digest: str, seed, val_fraction, test_fraction) -> list[dict]:
         )
     except MlflowException:
         return []
-    same_split = [
-        r
-        for r in found
-        if r.data.params.get("seed") == str(seed)
-        and r.data.params.get("data.val_fraction") == str(val_fraction)
-        and r.data.params.get("data.test_fraction") == str(test_fraction)
-    ]
+    return [r for r in found if comparable.of_run(r) == wanted]
+
+
+def baselines_for(wanted) -> list[dict]:
+    """baseline_runs(wanted) as {method, test_psnr, test_ssim, run_id}."""
+    from daeflow.track.names import value
+
     return [
         {
             "method": r.data.params.get("method", "?"),
@@ -155,7 +159,7 @@ def baselines_for(digest: str, seed, val_fraction, test_fraction) -> list[dict]:
             "test_ssim": value(r.data.metrics, "test_ssim"),
             "run_id": r.info.run_id,
         }
-        for r in same_split
+        for r in baseline_runs(wanted)
     ]
 
 

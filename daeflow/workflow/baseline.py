@@ -46,7 +46,7 @@ def run_baseline(
     from daeflow.infer.evaluation import inference_ms
     from daeflow.track import logs, names, queries, runs, store
     from daeflow.workflow import run_report
-    from daeflow.workflow.run import log_inputs
+    from daeflow.workflow.run import log_inputs, scored_on
     from daeflow.workflow.run_report import COST_SIZE, TABLE, probe_renderer, write_test_report
 
     if method_name not in METHODS:
@@ -63,18 +63,17 @@ def run_baseline(
         model = MethodModel(method, best)
         test, noisy = scores(method, prepared.test, best)
         options = {f"data.{k}": v for k, v in vars(data).items() if k != "noise_params"}
-        logs.log_params(
-            {
-                "method": method_name,
-                "arch": f"baseline:{method_name}",
-                "library": method.library,
-                "seed": seed,
-                **{f"tuned.{k}": v for k, v in best.items()},
-                **options,
-                **{f"noise.{k}": v for k, v in data.noise_params.items()},
-                **prepared.params,
-            }
-        )
+        params = {
+            "method": method_name,
+            "arch": f"baseline:{method_name}",
+            "library": method.library,
+            "seed": seed,
+            **{f"tuned.{k}": v for k, v in best.items()},
+            **options,
+            **{f"noise.{k}": v for k, v in data.noise_params.items()},
+            **prepared.params,
+        }
+        logs.log_params(params)
         logs.set_tags({TAG_COMMAND_LINE: run_report.command_line()})
         digest = log_inputs(prepared)
         metrics = summary(test, noisy)
@@ -95,7 +94,7 @@ def run_baseline(
         )
         probes = probe_renderer(prepared.val)(model)
         logs.log_image(probes, key="probe", step=1)
-        others = queries.baselines_for(digest, seed, data.val_fraction, data.test_fraction)
+        others = queries.baselines_for(scored_on(prepared, params, digest))
         facts = [
             ("method", f"{method_name} ({method.library})"),
             ("tuned on validation", " ".join(f"{k}={v}" for k, v in best.items())),

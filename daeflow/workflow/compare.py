@@ -1,11 +1,13 @@
-"""Rank runs by a metric, per dataset, and set their test images side by side."""
+"""Rank runs by a metric, one table per data, test split and data range (only runs scored
+on the same can be ranked), and set their test images side by side."""
 
 from pathlib import Path
 
 import numpy as np
 
 from daeflow.errors import UsageError
-from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST, TAG_TRAIN_DIGEST
+from daeflow.track import comparable
+from daeflow.track.names import TAG_COMMAND
 from daeflow.workflow.run_report import EXAMPLES
 
 COST = ("trainable_params", "train_seconds", "train_images_per_second", "inference_ms")
@@ -21,12 +23,9 @@ def find_runs(run_ids: list[str], experiment: str):
     return [r for r in runs if r.data.tags.get(TAG_COMMAND) != "sweep"]
 
 
-DIGEST_TAGS = (TAG_TRAIN_DIGEST, TAG_EVALUATION_DIGEST)
-
-
 def data_digest(run) -> str | None:
     """The content digest of the data a run trained on (or, for evaluate, scored)."""
-    return next((run.data.tags[t] for t in DIGEST_TAGS if t in run.data.tags), None)
+    return comparable.data_digest(run.data.tags)
 
 
 def data_source(run) -> str:
@@ -83,6 +82,7 @@ def rows(runs, metric: str) -> list[dict]:
     table = []
     for run in runs:
         m = run.data.metrics
+        scored = comparable.of_run(run)
         table.append(
             {
                 "run_id": run.info.run_id,
@@ -90,6 +90,10 @@ def rows(runs, metric: str) -> list[dict]:
                 "arch": label(run),
                 "data": data_digest(run),
                 "data_source": data_source(run),
+                "data_range": scored.data_range,
+                "split": scored.split,
+                "noise": scored.noise,
+                "command": run.data.tags.get(TAG_COMMAND),
                 "params": key_params(run),
                 **{name: value(m, name) for name in ("test_psnr", "test_ssim", "psnr_gain")},
                 **{name: value(m, name) for name in COST},
@@ -97,7 +101,74 @@ def rows(runs, metric: str) -> list[dict]:
                 metric: value(m, metric),
             }
         )
+    return ranked(table, metric)
+
+
+def ranked(table: list[dict], metric: str) -> list[dict]:
+    """Rows best first by `metric`, rows without it last."""
     return sorted(table, key=lambda r: (r[metric] is None, -(r[metric] or 0)))
+
+
+def scored_on(row: dict) -> comparable.ScoredOn:
+    """What a row's numbers were measured on."""
+    data = row["data"] or comparable.UNKNOWN
+    return comparable.ScoredOn(data, row["noise"], row["split"], row["data_range"])
+
+
+def tables(table: list[dict]) -> dict:
+    """Rows that may be ranked together: {ScoredOn: rows}, in the order of the rows."""
+    groups = {}
+    for row in table:
+        groups.setdefault(scored_on(row), []).append(row)
+    return groups
+
+
+def stored_baselines(groups: dict, metric: str) -> dict:
+    """Each table with the classical baselines of its data, test split and data range that
+    the store holds (in any experiment) and the table lacks, ranked in: the comparison as it
+    stands now, whenever a baseline was logged."""
+    from daeflow.track import queries
+
+    added = {}
+    for key, shown in groups.items():
+        listed = {r["run_id"] for r in shown}
+        if all(r["command"] == "baseline" for r in shown):
+            continue  # only baselines: nothing to set more of them against
+        extra = [run for run in queries.baseline_runs(key) if run.info.run_id not in listed]
+        if extra:
+            added[key] = rows(extra, metric)
+    return added
+
+
+APART = {  # why runs on the same data can still not be ranked together
+    "data_range": "at different data ranges",
+    "split": "on different test splits",
+    "noise": "with different synthetic noise",
+}
+
+
+def apart(groups: dict) -> list[str]:
+    """One line per dataset whose runs fall in several tables: what differs, and what to do."""
+    by_data = {}
+    for key in groups:
+        by_data.setdefault(key.data, []).append(key)
+    lines = []
+    for data, keys in by_data.items():
+        if len(keys) < 2:
+            continue
+        differing = dict.fromkeys(name for k in keys[1:] for name in keys[0].differences(k))
+        phrases = [
+            f"{APART[name]} ({', '.join(dict.fromkeys(getattr(k, name) or 'none' for k in keys))})"
+            for name in differing
+        ]
+        advice = ""
+        if "data_range" in differing:
+            advice = " A PSNR depends on the data range: pass the same --data-range to compare."
+        lines.append(
+            f"The runs on data {data[:12]} were scored {' and '.join(phrases)}, so they are "
+            f"ranked in {len(keys)} separate tables.{advice}"
+        )
+    return lines
 
 
 def _examples(run_id: str):

@@ -84,7 +84,7 @@ def card_tags(run) -> dict:
 
 def register_run(run_ref: str, name: str, alias: str | None = None):
     """Register the model of a finished run (id, id prefix or name); a Registered."""
-    from daeflow.track import queries, registry
+    from daeflow.track import comparable, queries, registry
 
     run = queries.find_run(run_ref)
     if run.info.status != "FINISHED":
@@ -92,13 +92,7 @@ def register_run(run_ref: str, name: str, alias: str | None = None):
             f"Run {run.info.run_id[:8]} is {run.info.status}, not FINISHED; register a "
             "finished run (resume it with 'daeflow run --resume')."
         )
-    params = run.data.params
-    baselines = queries.baselines_for(
-        run.data.tags.get(TAG_TRAIN_DIGEST, ""),
-        params.get("seed"),
-        params.get("data.val_fraction"),
-        params.get("data.test_fraction"),
-    )
+    baselines = queries.baselines_for(comparable.of_run(run))
 
     def describe(registered) -> str:
         return model_card(run, baselines, name, registered.uri)

@@ -19,6 +19,7 @@ from daeflow.track.names import (
     TAG_HOST,
     TAG_PID,
     TAG_STOP_REASON,
+    TAG_TRAIN_DIGEST,
     tag_digest,
 )
 from daeflow.workflow.run_folder import RunFolder
@@ -452,6 +453,17 @@ def flavor_log_model(model, prepared: PreparedRun):
     return flavor.log_model(model, model_metadata(prepared), prepared.provided.plugin.distribution)
 
 
+def scored_on(data: PreparedData, params: dict, digest: str):
+    """What a run's test numbers are measured on (data, noise, test split, data range),
+    from the params it logs (`params`, besides the data's) and its data's digests."""
+    from daeflow.track import comparable
+
+    tags = {TAG_TRAIN_DIGEST: digest}
+    if "test" in data.digests:
+        tags[comparable.TAG_TEST_DIGEST] = data.digests["test"]
+    return comparable.scored_on({**params, **data.params}, tags)
+
+
 def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) -> Trained:
     """Test once; keep the results and the model in the run's folder (logged by publish)."""
 
@@ -481,9 +493,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
             result.model, data.source.image_shape[-1], multiple, trainable_params(result.model)
         ),
     )
-    baselines = queries.baselines_for(
-        digest, config.train.seed, config.data.val_fraction, config.data.test_fraction
-    )
+    baselines = queries.baselines_for(scored_on(data, config.params(), digest))
     plugin = prepared.provided.plugin
     facts = [
         ("architecture", f"{arch.name} ({plugin.distribution} {plugin.version})"),

@@ -24,6 +24,11 @@ TABLE = "test_per_image.json"
 WORST = "worst_test_images.png"
 COST_SIZE = 256
 BEST_BUILTIN = "residual_fast"
+BASELINES_THEN = (
+    "Baselines: the classical baselines of the same data, test split and data range that "
+    "were in the tracking store when this page was written. 'daeflow compare --data "
+    "same-as:RUN' (RUN: this run's id) compares against those logged since as well."
+)
 
 
 def display_pairs(source, indices, multiple: int = 1):
@@ -158,7 +163,7 @@ def numbers_table(metrics: dict, baselines: list[dict]) -> str:
         [f"baseline {b['method']}", b["test_psnr"], b["test_ssim"]]
         for b in sorted(baselines, key=lambda b: -(b["test_psnr"] or 0))
     ]
-    return html.table(["test set", "PSNR dB", "SSIM"], rows)
+    return html.table(["test set", "PSNR dB", "SSIM"], rows) + html.paragraph(BASELINES_THEN)
 
 
 def _whole(value):
