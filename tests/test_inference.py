@@ -171,6 +171,38 @@ def test_evaluate_and_denoise_use_the_stored_range_for_the_same_dtype(
     assert expected in denoised.stdout
 
 
+def test_evaluate_takes_every_shape_denoise_takes(fresh_model, tmp_path):
+    """(H, W), (H, W, C) and (N, H, W, C) as for denoise, and (N, H, W) as training data."""
+    folder = model_folder(fresh_model, tmp_path / "model", size_multiple=4)
+    clean, noisy = (np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8) for a in smooth_pair(24, 32))
+    layouts = {
+        "(H, W)": lambda a: a[..., 0],
+        "(H, W, C)": lambda a: a,
+        "(N, H, W)": lambda a: a[None, ..., 0],
+        "(N, H, W, C)": lambda a: a[None],
+    }
+    scores = {}
+    for layout, shaped in layouts.items():
+        paths = []
+        for name, images in (("clean", clean), ("noisy", noisy)):
+            paths.append(tmp_path / f"{name}.npy")
+            np.save(paths[-1], shaped(images))
+        done = runner.invoke(
+            app, ["evaluate", "--model", str(folder), "--clean", str(paths[0]), "--noisy",
+                  str(paths[1])],
+        )  # fmt: skip
+        assert done.exit_code == 0, f"{layout}: {done.output}"
+        scores[layout] = done.stdout.splitlines()[-1]
+    assert len(set(scores.values())) == 1 and scores["(H, W)"].startswith("1 images: PSNR")
+    np.save(tmp_path / "noisy.npy", np.stack([noisy, noisy])[..., 0])  # (2, H, W)
+    refused = runner.invoke(
+        app, ["evaluate", "--model", str(folder), "--clean", str(tmp_path / "clean.npy"),
+              "--noisy", str(tmp_path / "noisy.npy")],
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert "Clean and noisy shapes differ: (1, 24, 32, 1) vs (2, 24, 32, 1)" in refused.output
+
+
 def test_a_keras_file_from_a_model_folder_keeps_its_metadata(fresh_model, tmp_path):
     folder = model_folder(
         fresh_model, tmp_path / "model", data_range=4095.0, data_dtype="uint16", size_multiple=4

@@ -28,16 +28,17 @@ class Denoised:
     note: str
 
 
-def check_layout(array) -> None:
-    """Refuse what is not a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array."""
+def check_layout(array, name: str = "input") -> None:
+    """Refuse what is not a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array (or
+    .npy header)."""
     if array.dtype.kind not in "uif" or array.ndim not in (2, 3, 4) or array.size == 0:
         raise DataError(
-            f"Input must be a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) array; got "
-            f"shape {array.shape}, dtype {array.dtype}."
+            f"{name.capitalize()} must be a non-empty numeric (H, W), (H, W, C) or (N, H, W, C) "
+            f"array; got shape {array.shape}, dtype {array.dtype}."
         )
 
 
-def check_channels(shape: tuple, channels: int) -> None:
+def check_channels(shape: tuple, channels: int, name: str = "input") -> None:
     """Refuse input whose channel count differs from the model's, saying how it was read."""
     got = shape[-1] if len(shape) >= 3 else 1
     if got == channels:
@@ -47,9 +48,23 @@ def check_channels(shape: tuple, channels: int) -> None:
     if len(shape) == 3 and channels == 1:
         hint = f" For {shape[0]} single-channel images, save them as {(*shape, 1)}."
     raise DataError(
-        f"The model takes {channels}-channel images, but the input of shape {shape} is read "
+        f"The model takes {channels}-channel images, but the {name} of shape {shape} is read "
         f"as {layout} with {got} channel{'s' if got != 1 else ''}.{hint}"
     )
+
+
+def images_shape(shape: tuple, channels: int, name: str = "input", stacks: bool = False):
+    """The (N, H, W, C) shape that an array of `shape` is read as by a model of `channels`
+    channels; the one rule of `denoise`, the pyfunc and `evaluate`.
+
+    (H, W) is one single-channel image, (H, W, C) one image, (N, H, W, C) a batch. With
+    `stacks` (evaluate's clean/noisy files, read like training data), a 3-D array whose
+    last axis is not a single channel is also taken as (N, H, W) single-channel images.
+    """
+    if stacks and len(shape) == 3 and channels == 1 and shape[-1] != 1:
+        return (*shape, 1)
+    check_channels(shape, channels, name)
+    return {2: (1, *shape, 1), 3: (1, *shape), 4: tuple(shape)}[len(shape)]
 
 
 def as_dtype(array: np.ndarray, dtype: str | None, model_dtype: str | None) -> np.ndarray:
@@ -98,7 +113,7 @@ def denoise_images(
     source = images if isinstance(images, ImageArray) else ImageArray(images, "input")
     array = source.array
     check_layout(array)
-    check_channels(array.shape, denoiser.channels)
+    images_shape(array.shape, denoiser.channels)
     batch = source.with_array(as_batch(array))
     scale, note = resolve_data_range(batch, data_range, denoiser.data_range, denoiser.data_dtype)
     check_values(batch, scale, slack=1.0)

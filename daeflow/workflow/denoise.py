@@ -91,14 +91,14 @@ def denoise_file(
     precision: str = "float32",
 ) -> DenoiseOutcome:
     """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range."""
-    from daeflow.infer.images import check_channels, check_layout, denoise_images
+    from daeflow.infer.images import check_layout, denoise_images, images_shape
 
     output = Path(output)
     check_output(output)
     loaded = load_array(input_path, "input", check=check_layout)  # checked from its header
     array = loaded.array
     denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write)
-    check_channels(array.shape, denoiser.channels)  # before a file of the output's size
+    images_shape(array.shape, denoiser.channels)  # before a file of the output's size
     start = time.perf_counter()
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:

@@ -3,9 +3,11 @@
 import numpy as np
 
 from daeflow.data.arrays import load_array, read_header
-from daeflow.data.checks import check_pair_headers, validated_pair
+from daeflow.data.checks import validated_pair
 from daeflow.data.pairs import PairSource
+from daeflow.errors import DataError
 from daeflow.infer.evaluation import evaluate
+from daeflow.infer.images import check_layout, images_shape
 from daeflow.quality.scores import summary
 from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST
 
@@ -15,24 +17,27 @@ BATCH = 8
 def evaluate_model(
     denoiser, clean_path, noisy_path, data_range, log=False, experiment="daeflow", write=print
 ):
-    """Scores named like a training run's test metrics; with `log`, also an MLflow run."""
-    headers = read_header(clean_path, "clean"), read_header(noisy_path, "noisy")
-    check_pair_headers(*headers, ("clean", "noisy"))  # before either is read
+    """Scores named like a training run's test metrics; with `log`, also an MLflow run.
+
+    The files may have any shape `denoise` takes, or (N, H, W) as training data."""
+    paths = {"clean": clean_path, "noisy": noisy_path}
+    shapes = {}
+    for name, path in paths.items():  # before either is read
+        header = read_header(path, name)
+        check_layout(header, f"{name} array {path}")
+        shapes[name] = images_shape(header.shape, denoiser.channels, f"{name} array", stacks=True)
+    if shapes["clean"] != shapes["noisy"]:
+        raise DataError(
+            f"Clean and noisy shapes differ: {shapes['clean']} vs {shapes['noisy']}. "
+            "Pass aligned arrays of the same shape."
+        )
+    clean, noisy = (load_array(path, name) for name, path in paths.items())
+    clean = clean.with_array(clean.array.reshape(shapes["clean"]))  # views: nothing is read
+    noisy = noisy.with_array(noisy.array.reshape(shapes["noisy"]))
     clean, noisy, data_range, note = validated_pair(
-        load_array(clean_path, "clean"),
-        load_array(noisy_path, "noisy"),
-        data_range,
-        denoiser.data_range,
-        denoiser.data_dtype,
+        clean, noisy, data_range, denoiser.data_range, denoiser.data_dtype
     )
     write(f"Using {note}.")
-    if clean.shape[-1] != denoiser.channels:
-        from daeflow.errors import DataError
-
-        raise DataError(
-            f"The model takes {denoiser.channels}-channel images; the data have "
-            f"{clean.shape[-1]} (shape {clean.shape}). Pass data with the model's channels."
-        )
     source = PairSource(clean, noisy, data_range)
     indices = np.arange(len(clean))
     test, noisy_scores = evaluate(
