@@ -16,10 +16,18 @@ from daeflow.runtime.devices import parse_devices
 from daeflow.runtime.precision import PRECISIONS
 
 SCHEDULES = ("constant", "cosine", "step")
+DEFAULT_EPOCHS = 20  # without --epochs; with --time-budget alone the budget ends training
+UNBOUNDED = 10**9  # the epoch limit Keras is given when the time budget alone ends training
 
 
 TRAIN_PARAMS = (
-    HyperParam("epochs", "int", 20, "Maximum number of epochs.", min=1),
+    HyperParam(
+        "epochs",
+        "int",
+        None,
+        f"Maximum number of epochs (default {DEFAULT_EPOCHS}; none with --time-budget).",
+        min=1,
+    ),
     HyperParam("batch_size", "int", 32, "Images per training batch.", min=1),
     HyperParam("learning_rate", "float", 1e-3, "Adam learning rate.", min=0),
     HyperParam("lr_schedule", "str", "constant", "constant, cosine or step.", choices=SCHEDULES),
@@ -155,12 +163,24 @@ class _TrainChecks:
                 self.time_budget = parse_duration(value)
                 continue
             setattr(self, param.name, convert(param, value, option_flag(param.name)))
+        if self.epochs is None and self.time_budget is None:
+            self.epochs = DEFAULT_EPOCHS  # logged as trained; None (logged) means no epoch limit
         if self.learning_rate <= 0:
             raise UsageError(
                 f"--learning-rate must be a positive number. Received: {self.learning_rate}"
             )
         self.checkpoint_schedule()  # refuse what cannot be used, now
         parse_devices(self.devices)
+
+    @property
+    def epoch_limit(self) -> int:
+        """The epochs training may run: --epochs, or no limit when the time budget alone
+        ends training."""
+        return UNBOUNDED if self.epochs is None else self.epochs
+
+    def epochs_asked(self) -> str:
+        """The length asked for, in words: '20', or 'until 30s' for a time budget alone."""
+        return str(self.epochs) if self.epochs is not None else f"until {self.time_budget:g}s"
 
     def checkpoint_schedule(self) -> tuple[int, float | None]:
         """(every N epochs, or None) and (every S seconds, or None) from --checkpoint-every."""

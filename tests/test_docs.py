@@ -51,3 +51,45 @@ def test_the_readme_activates_the_venv_before_bare_daeflow_commands():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     first_bare = readme.index("\ndaeflow ")
     assert readme.index("make run") < readme.index(". .venv/bin/activate") < first_bare
+
+
+def probe_steps(every, epochs: int) -> list[int]:
+    """The epochs after which a run of `epochs` epochs logs its probe grid, as run.py sets it."""
+    from daeflow.track.callbacks import ImageLogger
+
+    steps = []
+
+    class Recorded(ImageLogger):
+        def _log(self, step):
+            steps.append(step)
+            self.logged = step
+
+    logger = Recorded(None, None, "probe", every)
+    for epoch in range(epochs):
+        logger.on_epoch_end(epoch)
+    logger.on_train_end()
+    return steps
+
+
+def test_the_readme_states_the_probe_cadence_the_runs_follow():
+    import math
+    import re
+
+    from daeflow.workflow.run import probe_every
+
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    claim = re.search(
+        r"after the first epoch, every ceil\(epochs/(\d+)\)-th epoch and the last \(about "
+        r"(\d+) grids; with `--time-budget` and no `--epochs`, after epochs 1, 2, 4, 8, \.\.\. "
+        r"and the last\)",
+        readme,
+    )
+    assert claim, "README.md no longer states when probe grids are logged"
+    per, about = int(claim.group(1)), int(claim.group(2))
+    for epochs in (1, 7, 20, 25, 100):
+        every = math.ceil(epochs / per)
+        said = sorted({1, epochs} | {e for e in range(1, epochs + 1) if e % every == 0})
+        assert probe_steps(probe_every(epochs), epochs) == said
+        assert len(said) <= about + 2
+    said = sorted({2**k for k in range(7)} | {100})
+    assert probe_steps(probe_every(None), 100) == said

@@ -1,11 +1,14 @@
 """Time budget, learning-rate schedule, early stopping, patches, and using the logged model."""
 
+import re
+
 import mlflow
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from daeflow.cli import app
+from daeflow.config import DEFAULT_EPOCHS
 
 
 def invoke(*args):
@@ -30,6 +33,18 @@ def test_warmup_raises_the_rate_from_zero_then_the_schedule_spans_the_rest(kind,
     assert [schedule.rate(p) for p in (0.2, 0.6, 1.0)] == pytest.approx(after_warmup)
 
 
+def test_a_time_budget_alone_sets_no_epoch_limit_and_says_so():
+    from daeflow.config import TrainOptions
+
+    plain = TrainOptions()
+    assert (plain.epochs, plain.epoch_limit, plain.epochs_asked()) == (DEFAULT_EPOCHS, 20, "20")
+    budget = TrainOptions(time_budget="30s")
+    assert budget.epochs is None and budget.epoch_limit > 1000 * DEFAULT_EPOCHS
+    assert budget.epochs_asked() == "until 30s"
+    both = TrainOptions(epochs=5, time_budget="30s")  # a limit the user gave is kept
+    assert (both.epoch_limit, both.epochs_asked()) == (5, "5")
+
+
 @pytest.mark.slow
 def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, tmp_path):
     clean, _ = pair_files(n=24, size=16)
@@ -43,12 +58,12 @@ def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, 
         "gaussian",
         "--noise-param",
         "sigma=20",
-        "--epochs",
-        "500",
         "--batch-size",
         "8",
         "--time-budget",
-        "3s",
+        "4s",
+        "--checkpoint-every",
+        "1m",
         "--lr-schedule",
         "cosine",
         "--patch-size",
@@ -63,8 +78,15 @@ def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, 
     client = mlflow.MlflowClient()
     assert run.data.tags["stop_reason"] == "time_budget"
     epochs_run = len(client.get_metric_history(run.info.run_id, "epoch/val_psnr"))
-    assert 1 <= epochs_run < 500
-    assert run.data.params["lr_schedule"] == "cosine" and run.data.params["time_budget"] == "3.0"
+    # No --epochs: the budget alone ends training (past 20 epochs where the machine is fast
+    # enough, see above); the params say so rather than claim a limit that did not apply.
+    assert run.data.params["epochs"] == "None" and run.data.tags["daeflow.epochs"] == "until 4s"
+    assert run.data.params["lr_schedule"] == "cosine" and run.data.params["time_budget"] == "4.0"
+    # Probe grids, with no epoch count known in advance: epochs 1, 2, 4, 8, ... and the last.
+    names = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
+    steps = sorted({int(re.search(r"\+step\+(\d+)\+", n).group(1)) for n in names})
+    powers = [2**k for k in range(epochs_run.bit_length()) if 2**k < epochs_run]
+    assert steps == [*powers, epochs_run]
     rates = [m.value for m in client.get_metric_history(run.info.run_id, "schedule/learning_rate")]
     assert rates[0] < 1e-3 and all(b <= a for a, b in zip(rates, rates[1:], strict=False))
     assert run.data.params["noise.sigma"] == "20.0"
@@ -87,6 +109,33 @@ def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, 
     assert len(evaluation) == 1 and np.isfinite(evaluation[0].data.metrics["test/psnr"])
     assert evaluation[0].data.params["arch"] == "residual"
     assert evaluation[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_training_with_a_time_budget_alone_goes_past_the_default_epochs():
+    """Deterministic: a long budget, and a callback that stops at DEFAULT_EPOCHS + 3."""
+    import keras
+    from conftest import make_pairs
+
+    from daeflow.config import TrainOptions
+    from daeflow.data.arrays import ImageArray
+    from daeflow.data.pairs import PairSource
+    from daeflow.data.prepare import Subset
+    from daeflow.train.callbacks import StopWhen, TrainingState
+    from daeflow.train.trainer import fit
+
+    clean, noisy = make_pairs(n=6, size=8)
+    source = PairSource(ImageArray(clean, "clean"), ImageArray(noisy, "noisy"), 255.0)
+    images = keras.Input((None, None, 1))
+    model = keras.Model(images, keras.layers.Conv2D(1, 3, padding="same")(images))
+    options = TrainOptions(time_budget="10m", batch_size=4, jit_compile=False)
+    state = TrainingState()
+    enough = StopWhen(lambda epoch, logs: epoch == DEFAULT_EPOCHS + 3, state, "enough")
+    result = fit(
+        model, Subset(source, np.arange(4)), Subset(source, np.arange(4, 6)), options,
+        [enough], None, state=state,
+    )  # fmt: skip
+    assert (len(result.history), result.stop_reason) == (DEFAULT_EPOCHS + 3, "enough")
 
 
 @pytest.mark.slow

@@ -39,16 +39,24 @@ class EpochLogger(keras.callbacks.Callback):
 
 class ImageLogger(keras.callbacks.Callback):
     """Logs `render(model)`, an RGB picture, under `key`: after the first epoch, every
-    `every`-th epoch and the last one, so that a long run logs a bounded number of pictures."""
+    `every`-th epoch and the last one, so that a long run logs a bounded number of pictures.
+    With `every` None (no epoch limit is known), after epochs 1, 2, 4, 8, ... and the last."""
 
-    def __init__(self, render, journal, key: str, every: int = 1, logged: int = 0):
+    def __init__(self, render, journal, key: str, every: int | None = 1, logged: int = 0):
         super().__init__()
-        self.render, self.journal, self.key, self.every = render, journal, key, max(1, every)
+        self.render, self.journal, self.key = render, journal, key
+        self.every = None if every is None else max(1, every)
         self.last, self.logged = 0, logged  # steps up to `logged` are there already
+
+    def due(self, epoch: int) -> bool:
+        """Whether the picture after `epoch` (counted from 1) is logged, the last one aside."""
+        if self.every is None:
+            return epoch & (epoch - 1) == 0  # a power of two
+        return epoch == 1 or epoch % self.every == 0
 
     def on_epoch_end(self, epoch, logs=None):
         self.last = epoch + 1
-        if self.last > self.logged and (self.last == 1 or self.last % self.every == 0):
+        if self.last > self.logged and self.due(self.last):
             self._log(self.last)
 
     def on_train_end(self, logs=None):

@@ -203,8 +203,9 @@ class EpochPrinter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
+        of = f"/{self.epochs}" if self.epochs is not None else ""
         self.write(
-            f"epoch {epoch + 1:>3}/{self.epochs}  loss {logs['loss']:.5f}  "
+            f"epoch {epoch + 1:>3}{of}  loss {logs['loss']:.5f}  "
             f"val_loss {logs['val_loss']:.5f}  val_psnr {logs['val_psnr']:.2f} dB  "
             f"val_ssim {logs['val_ssim']:.4f}  {seconds:.1f}s"
         )

@@ -61,7 +61,7 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
             cb.Schedule(
                 options.lr_schedule,
                 options.learning_rate,
-                options.epochs,
+                options.epoch_limit,
                 steps,
                 budget,
                 options.lr_warmup,
@@ -86,7 +86,7 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
             )
         )
     if write:
-        chain.append(cb.EpochPrinter(options.epochs, write))
+        chain.append(cb.EpochPrinter(options.epochs, write))  # None: no epoch limit
     return chain
 
 
@@ -133,19 +133,19 @@ def fit(
         options.augment,
         repeats,
         state.epoch,
-        options.epochs,
+        options.epoch_limit,
     )
     note = numpy_noise_note(train.source)
     if note and write:
         write(note)
     chain = _callbacks(val, options, steps, multiple, write, extra_callbacks, state, checkpointing)
     state.stop_reason = "epochs"
-    if state.epoch >= options.epochs and state.best_weights is not None:
+    if state.epoch >= options.epoch_limit and state.best_weights is not None:
         model.set_weights(state.best_weights)  # nothing left to train: the best weights
-    if state.epoch < options.epochs:
+    if state.epoch < options.epoch_limit:
         model.fit(
             dataset,
-            epochs=options.epochs,
+            epochs=options.epoch_limit,
             initial_epoch=state.epoch,
             steps_per_epoch=steps,
             verbose=0,

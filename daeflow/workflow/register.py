@@ -5,7 +5,7 @@ written from what the run logged, and tags for searching the registry.
 """
 
 from daeflow.errors import UsageError
-from daeflow.track.names import TAG_MODEL_CHECK, TAG_TRAIN_DIGEST
+from daeflow.track.names import TAG_EPOCHS_DONE, TAG_MODEL_CHECK, TAG_TRAIN_DIGEST
 
 USE = (
     "    daeflow denoise in.npy -o out.npy --model {uri}\n"
@@ -17,6 +17,13 @@ MODEL_CHECK_PASSED = "passed"
 
 def _number(value, digits: int) -> str:
     return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def _epochs(params: dict, tags: dict) -> str:
+    """The epochs a run was asked for; with a time budget and no --epochs, those it trained."""
+    if params.get("epochs") == "None":
+        return f"{tags.get(TAG_EPOCHS_DONE, '?')} (until the time budget)"
+    return params.get("epochs", "?")
 
 
 def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
@@ -43,7 +50,7 @@ def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
         f"{params.get('split.val', '?')}, test {params.get('split.test', '?')}; "
         f"seed {params.get('seed', '?')}",
         f"training: {_number(seconds, 1)} s, best epoch {_number(epochs, 0)} of "
-        f"{params.get('epochs', '?')}, precision {params.get('precision.policy', 'float32')}",
+        f"{_epochs(params, tags)}, precision {params.get('precision.policy', 'float32')}",
         "scores: per test image, then averaged, on the data range above; SSIM with "
         "scikit-image's 7x7 uniform window",
         f"run: `{run.info.run_id}` (experiment {run.info.experiment_id})",

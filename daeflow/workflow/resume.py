@@ -106,7 +106,7 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
         TAG_RESUMED: str(resumed),
         TAG_HOST: socket.gethostname(),
         TAG_PID: str(os.getpid()),
-        TAG_EPOCHS: str(config.train.epochs),
+        TAG_EPOCHS: config.train.epochs_asked(),
     }
     if changes:
         tags[TAG_RESUME_CHANGES] = "; ".join(

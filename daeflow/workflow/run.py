@@ -27,6 +27,12 @@ from daeflow.workflow.run_folder import RunFolder
 PROBE_PICTURES = 10
 
 
+def probe_every(epochs: int | None) -> int | None:
+    """Probe grids every ceil(epochs / PROBE_PICTURES) epochs (besides the first and last
+    epoch); None, with no epoch limit: at epochs 1, 2, 4, 8, ... (see ImageLogger)."""
+    return None if epochs is None else -(-epochs // PROBE_PICTURES)
+
+
 @dataclass
 class RunOutcome:
     """What a finished run reports."""
@@ -205,7 +211,7 @@ def log_start(prepared: PreparedRun) -> str:
             TAG_COMMAND_LINE: run_report.command_line(),
             TAG_HOST: socket.gethostname(),
             TAG_PID: str(os.getpid()),
-            TAG_EPOCHS: str(config.train.epochs),
+            TAG_EPOCHS: config.train.epochs_asked(),
         }
     )
     return log_inputs(data)
@@ -282,7 +288,7 @@ def _train(prepared, write, checkpoint, state, digest, also, folder: RunFolder) 
     if checkpoint is not None:
         logged = max(log.last_step(), queries.last_step(run_id, epoch_metric("loss")))
     render_probes = probe_renderer(data.val, multiple)
-    every = -(-config.train.epochs // PROBE_PICTURES)  # about PROBE_PICTURES probe grids
+    every = probe_every(config.train.epochs)
     tracked = [
         callbacks.EpochLogger(log, logged),
         callbacks.ImageLogger(render_probes, log, key="probe", every=every, logged=logged),

@@ -110,14 +110,15 @@ def make_sampler(options: StudyOptions, space: dict[str, Dimension], seed: int):
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def make_pruner(spec: str, epochs: int):
+def make_pruner(spec: str, epochs: int | None):
     """median, hyperband, none, or threshold:DB (prune below DB of the metric)."""
     optuna = load_optuna()
     kind, _, value = spec.partition(":")
     if kind == "median" and not value:
         return optuna.pruners.MedianPruner()
     if kind == "hyperband" and not value:
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+        # With no epoch limit (a time budget alone), Optuna finds the trials' length itself.
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs or "auto")
     if kind == "none" and not value:
         return optuna.pruners.NopPruner()
     if kind == "threshold":
