@@ -94,12 +94,35 @@ def check_study(storage: str, uri: str, name: str) -> None:
             assert run.data.tags["stop_reason"] == "pruned" and len(reported) == 1
         else:
             assert run.data.metrics["train/best_val_psnr"] == pytest.approx(trial.value)
+        scored = trial.user_attrs["daeflow.scored_on"]  # what summarize ranks trials by
+        assert (scored["data"], scored["data_range"]) == (run.data.tags["data.train.sha256"], "255")
     best = study.best_trial
     assert parent.data.tags["best_trial"] == str(best.number)
     assert parent.data.tags["best_run_id"] == children[best.number].info.run_id
     assert parent.data.metrics["tune/best_val_psnr"] == pytest.approx(best.value)
     shown = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert "optimization_history.png" in shown
+
+
+def test_a_study_continued_at_another_data_range_ranks_only_the_newest_range():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from daeflow.workflow.tune import SCORED_ON, summarize
+
+    study = optuna.create_study(direction="maximize")
+    at = {r: {"data": "d" * 64, "noise": "", "split": "seed 0", "data_range": r} for r in "12"}
+    for value, scored in ((44.0, at["1"]), (30.0, at["2"]), (31.0, at["2"])):
+        study.add_trial(
+            create_trial(
+                params={"learning_rate": 1e-3},
+                distributions={"learning_rate": FloatDistribution(1e-4, 1e-2)},
+                value=value,
+                user_attrs={SCORED_ON: scored},
+            )
+        )
+    summary = summarize(study)
+    assert (summary["best_trial"], summary["best_value"], summary["apart"]) == (2, 31.0, 1)
 
 
 @pytest.mark.slow

@@ -107,6 +107,12 @@ def tune(
             f"  best: trial {summary['best_trial']}, {metric} {summary['best_value']:.4f}  {shown}"
         )
         typer.echo(f"  its run: {summary['best_run_id']}")
+    if summary.get("apart"):
+        typer.echo(
+            f"  {summary['apart']} complete trial(s) of this study were scored on other data, "
+            "another split or another data range: left out of the ranking (use another "
+            "--name for other data)."
+        )
     typer.echo(f"Parent run {parent}.")
     if register_best is not None:
         if not summary.get("best_run_id"):

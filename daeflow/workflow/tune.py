@@ -20,6 +20,7 @@ from daeflow.track.names import TAG_COMMAND
 from daeflow.workflow.space import Dimension, check_space, parse_space
 
 METRICS = ("val_psnr", "val_ssim")
+SCORED_ON = "daeflow.scored_on"  # trial attribute: the data, split and range it was scored on
 SAMPLERS = ("tpe", "random", "grid")
 DEFAULT_TRIALS = 10
 
@@ -366,6 +367,10 @@ class Objective:
                 self.write(f"[trial {trial.number}] failed: {exc}")
                 runs.set_tag_of(child.info.run_id, "optuna.state", "FAIL")
                 raise
+        # What the trial was scored on: a study continued on other data or at another data
+        # range is not ranked across them (see summarize).
+        scored = workflow.scored_on(prepared.data, config.params(), prepared.data.digests["train"])
+        trial.set_user_attr(SCORED_ON, asdict(scored))
         workflow.forget_local(trained)
         result = trained.result
         state = "PRUNED" if result.stop_reason == "pruned" else "COMPLETE"
@@ -435,7 +440,12 @@ def reap(study, pid: int) -> None:
 
 
 def summarize(study) -> dict:
-    """Counts of trials by state, and the best trial's number, value, params and run."""
+    """Counts of trials by state, and the best trial's number, value, params and run.
+
+    The best is chosen among the trials scored on what the newest complete trial was
+    (data, validation split, data range): a study continued on other data is not ranked
+    across them; `apart` counts the complete trials left out.
+    """
     from collections import Counter
 
     trials = study.get_trials(deepcopy=False)
@@ -443,7 +453,13 @@ def summarize(study) -> dict:
     summary = {"trials": len(trials), **{s.lower(): n for s, n in sorted(counts.items())}}
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if complete:
-        best = study.best_trial
+        newest = max(complete, key=lambda t: t.number).user_attrs.get(SCORED_ON)
+        ranked = [  # trials from before daeflow recorded it are not known to differ
+            t for t in complete if t.user_attrs.get(SCORED_ON) in (None, newest) or not newest
+        ]
+        best = max(ranked, key=lambda t: t.value)
+        if len(ranked) < len(complete):
+            summary["apart"] = len(complete) - len(ranked)
         summary.update(
             best_trial=best.number,
             best_value=best.value,
