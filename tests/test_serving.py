@@ -131,11 +131,13 @@ def test_the_pyfunc_takes_uint16_images_and_returns_uint16(registry, tmp_path, m
     assert as_uint8.dtype == np.uint8
 
 
-def post(url: str, body: bytes, chunked: bool = False) -> tuple[int, dict]:
+def post(
+    url: str, body: bytes, chunked: bool = False, content_type: str = "application/json"
+) -> tuple[int, dict]:
     """POST `body`, with its Content-Length or (chunked) as a stream of 64 KiB pieces."""
     data = (body[i : i + 2**16] for i in range(0, len(body), 2**16)) if chunked else body
     request = urllib.request.Request(
-        f"{url}/invocations", data=data, headers={"Content-Type": "application/json"}
+        f"{url}/invocations", data=data, headers={"Content-Type": content_type}
     )
     try:
         with urllib.request.urlopen(request, timeout=120) as answer:
@@ -232,6 +234,11 @@ def test_daeflow_serve_answers_a_bad_request_with_400_and_one_sentence(scorer, b
     assert status == 400, (body[:40], status, answer)
     assert fragment in answer["message"], (fragment, answer["message"])
     assert "AAAAAAAAAA" not in answer["message"] and "xxxxxxxxxx" not in answer["message"]
+
+
+def test_a_bad_csv_body_gets_400_without_mlflows_stack_trace(scorer):
+    status, answer = post(scorer.url, b'a,b\n1,2,3,4\n"' + b"z" * 5000, content_type="text/csv")
+    assert status == 400 and "CSV-formatted" in answer["message"], answer
 
 
 def test_the_servers_log_has_what_the_client_is_not_told(scorer):
