@@ -51,17 +51,26 @@ def call(app, body: bytes = b"{}", max_body: int = 1000) -> tuple[int, dict]:
     return start["status"], json.loads(content["body"])
 
 
-def test_mlflows_copy_of_a_bad_body_is_cut_from_its_message():
+@pytest.mark.parametrize(
+    "body, fragment",
+    [(b"{" + b"x" * 100_000, "property name"), (b'{"a": "' + b"\xff" * 100_000, "invalid start")],
+    ids=["not-json", "not-utf-8"],
+)
+def test_mlflows_copies_of_a_bad_body_are_cut_from_its_message(body, fragment):
     from mlflow.pyfunc.scoring_server import _decode_json_input
 
     with pytest.raises(Exception) as caught:
-        _decode_json_input(b"{" + b"x" * 100_000)
+        _decode_json_input(body)
     reply = caught.value.serialize_as_json().encode()
-    assert len(reply) > 100_000  # MLflow's message holds the whole body
+    assert len(reply) > 100_000  # MLflow's message holds the whole body, twice for \xff
     code, message = scoring_guard.error_parts(400, reply)
-    assert code == "BAD_REQUEST" and "valid JSON" in message and "xxx" not in message
-    _, long_message = scoring_guard.error_parts(400, json.dumps({"message": "y" * 10**4}).encode())
-    assert len(long_message) <= scoring_guard.MESSAGE_MAX
+    assert code == "BAD_REQUEST" and "valid JSON" in message and fragment in message
+    assert "xxx" not in message and "xff" not in message, message
+
+
+def test_a_long_message_is_cut_short():
+    _, message = scoring_guard.error_parts(400, json.dumps({"message": "y" * 10**4}).encode())
+    assert len(message) <= scoring_guard.MESSAGE_MAX
 
 
 def test_an_exception_escaping_the_app_is_one_sentence_and_its_detail_logged(caplog):

@@ -181,6 +181,7 @@ MALFORMED = [
     (b"{" + b"x" * 2 * 2**20, "property name enclosed"),
     (json.dumps({"inputs": "A" * 2**20, "params": {"max_bytes": "lots"}}).encode(), "lots"),
     (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b'{"inputs": "' + b"\xff" * 2**20 + b'"}', "invalid start byte"),  # not UTF-8
 ]
 MAX_BODY = 8 * 10**6  # above the 5 MB requests of MALFORMED
 
@@ -233,7 +234,8 @@ def test_daeflow_serve_answers_a_bad_request_with_400_and_one_sentence(scorer, b
     status, answer = post(scorer.url, body)
     assert status == 400, (body[:40], status, answer)
     assert fragment in answer["message"], (fragment, answer["message"])
-    assert "AAAAAAAAAA" not in answer["message"] and "xxxxxxxxxx" not in answer["message"]
+    for copied in ("AAAAAAAAAA", "xxxxxxxxxx", "xffxffxff"):
+        assert copied not in answer["message"], answer["message"]
 
 
 def test_a_bad_csv_body_gets_400_without_mlflows_stack_trace(scorer):

@@ -18,6 +18,7 @@ for `json.loads` with a bare 500. The guard:
 import json
 import logging
 import os
+import re
 from http import HTTPStatus
 from pathlib import Path
 
@@ -35,6 +36,8 @@ MESSAGE_MAX = 500
 # and "Ensure that input is a valid JSON formatted string. Error: ...\nInput: \n<body>".
 PREDICT_PREFIX, PREDICT_ERROR = "Failed to predict data '", "'. \nError: "
 INPUT_ECHO = "\nInput:"
+# A bytes literal in a message is the body, as in the repr of MLflow's UnicodeDecodeError.
+BYTES_LITERAL = re.compile(r"""(?<!\w)b(?:'(?:[^'\\]++|\\.)*+'|"(?:[^"\\]++|\\.)*+")""", re.DOTALL)
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +193,12 @@ def error_parts(status: int, body: bytes) -> tuple[str, str]:
 
 
 def short_message(text: str) -> str:
-    """`text` without MLflow's copy of the input, on one line, at most MESSAGE_MAX long."""
+    """`text` without MLflow's copies of the input, on one line, at most MESSAGE_MAX long."""
     head, found, tail = text.rpartition(PREDICT_ERROR)
     if found and head.startswith(PREDICT_PREFIX):
         text = tail
-    text = " ".join(text.split(INPUT_ECHO, 1)[0].split())
+    text = BYTES_LITERAL.sub("<the request's bytes>", text.split(INPUT_ECHO, 1)[0])
+    text = " ".join(text.split())
     return text if len(text) <= MESSAGE_MAX else text[: MESSAGE_MAX - 4].rstrip() + " ..."
 
 
