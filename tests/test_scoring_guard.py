@@ -35,7 +35,7 @@ def test_the_body_limit_is_three_times_the_models_max_bytes(tmp_path, max_bytes)
     assert scoring_guard.max_body_for(tmp_path) == 3 * expected + 2**20
 
 
-def call(app, body: bytes = b"{}", max_body: int = 1000) -> tuple[int, dict]:
+def call(app, body=b"{}", max_body=1000, content_type=b"application/json") -> tuple[int, dict]:
     """One request through ScoringGuard(app): the status and the JSON reply."""
     sent = []
 
@@ -45,7 +45,8 @@ def call(app, body: bytes = b"{}", max_body: int = 1000) -> tuple[int, dict]:
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": []}
+    headers = [(b"content-type", content_type)]
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": headers}
     asyncio.run(scoring_guard.ScoringGuard(app, max_body)(scope, receive, send))
     start, content = sent
     return start["status"], json.loads(content["body"])
@@ -88,3 +89,19 @@ def test_an_exception_escaping_the_app_is_one_sentence_and_its_detail_logged(cap
         assert "/srv/secret/path" in caplog.text and "Traceback" in caplog.text
     status, answer = call(nested)
     assert status == 400 and "nested too deeply" in answer["message"], answer
+
+
+def test_a_text_body_that_is_not_utf8_never_reaches_mlflow():
+    async def echo(scope, receive, send):  # answers 418 with the body's size
+        body = (await receive())["body"]
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d bytes" % len(body)})
+
+    bad = b'{"inputs": "' + "é".encode() * 2**20 + b"\xff" + b'"}'
+    status, answer = call(echo, bad, max_body=2**22)
+    assert status == 400 and "not UTF-8 text (invalid start byte near byte" in answer["message"]
+    assert call(echo, bad[:-3] + b'"}', max_body=2**22)[0] == 418  # UTF-8 across the MiB
+    assert call(echo, bad, 2**22, b"application/vnd.apache.parquet") == (
+        418,
+        {"error_code": "IM_A_TEAPOT", "message": f"{len(bad)} bytes"},
+    )

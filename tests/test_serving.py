@@ -181,7 +181,7 @@ MALFORMED = [
     (b"{" + b"x" * 2 * 2**20, "property name enclosed"),
     (json.dumps({"inputs": "A" * 2**20, "params": {"max_bytes": "lots"}}).encode(), "lots"),
     (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
-    (b'{"inputs": "' + b"\xff" * 2**20 + b'"}', "invalid start byte"),  # not UTF-8
+    (b'{"inputs": "' + b"\xff" * 2**20 + b'"}', "not UTF-8 text"),
 ]
 MAX_BODY = 8 * 10**6  # above the 5 MB requests of MALFORMED
 

@@ -9,12 +9,15 @@ for `json.loads` with a bare 500. The guard:
 
 - refuses a body over `max_body` bytes with 413, from its Content-Length or while it
   arrives, before MLflow reads any of it;
+- refuses a JSON or CSV body that is not UTF-8 with 400 (MLflow would answer with the
+  body's repr, twice: a 50 MB body, a 500 MB reply);
 - replaces every 4xx/5xx reply with {"error_code", "message"}: one line, MLflow's echo of
   the input cut off, at most MESSAGE_MAX characters, no stack trace;
 - answers an exception escaping the app with 400 when the body could not be parsed
   (RecursionError), 500 otherwise, in one sentence; the traceback goes to the server's log.
 """
 
+import codecs
 import json
 import logging
 import os
@@ -36,6 +39,11 @@ MESSAGE_MAX = 500
 # and "Ensure that input is a valid JSON formatted string. Error: ...\nInput: \n<body>".
 PREDICT_PREFIX, PREDICT_ERROR = "Failed to predict data '", "'. \nError: "
 INPUT_ECHO = "\nInput:"
+# The same in MLflow's JSON reply (MlflowException.serialize_as_json), newlines escaped.
+MESSAGE_KEY = b'"message": "'
+JSON_PREDICT_ERROR, JSON_INPUT_ECHO = (
+    json.dumps(m)[1:-1].encode() for m in (PREDICT_ERROR, INPUT_ECHO)
+)
 # A bytes literal in a message is the body, as in the repr of MLflow's UnicodeDecodeError.
 BYTES_LITERAL = re.compile(r"""(?<!\w)b(?:'(?:[^'\\]++|\\.)*+'|"(?:[^"\\]++|\\.)*+")""", re.DOTALL)
 
@@ -113,6 +121,10 @@ class ScoringGuard:
                 break
         body = [b"".join(chunks)]
         del chunks
+        text_type = headers.get(b"content-type", b"").split(b";")[0].strip() in TEXT_TYPES
+        where = not_utf8(body[0]) if text_type else None
+        if where:  # MLflow would answer with the body's repr, 4 bytes per byte, twice
+            return await reply(send, 400, "BAD_REQUEST", NOT_UTF8.format(where))
 
         async def replay():
             if body:
@@ -175,12 +187,27 @@ NESTED_TOO_DEEP = (
     '{"inputs": [...]} lists or as a base64 .npy file.'
 )
 UNEXPECTED = "Unexpected {} in the scoring server; the server's log has the details."
+NOT_UTF8 = "The request body is not UTF-8 text ({}); MLflow's scoring server reads UTF-8 only."
+TEXT_TYPES = (b"application/json", b"text/csv")
+
+
+def not_utf8(body: bytes, step: int = 2**20) -> str | None:
+    """Where `body` stops being UTF-8, read a MiB at a time; None if it is UTF-8."""
+    if body.isascii():
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(body), step):
+        try:
+            decoder.decode(body[start : start + step], final=start + step >= len(body))
+        except UnicodeDecodeError as exc:
+            return f"{exc.reason} near byte {start + exc.start}"
+    return None
 
 
 def error_parts(status: int, body: bytes) -> tuple[str, str]:
     """MLflow's error code and message in an error reply, as one line without the input."""
     code = _status_name(status)
-    text = body.decode("utf-8", "replace")
+    text = without_echo(body).decode("utf-8", "replace")
     try:
         parsed = json.loads(text)
     except (ValueError, RecursionError):
@@ -190,6 +217,21 @@ def error_parts(status: int, body: bytes) -> tuple[str, str]:
         text = parsed.get("message", parsed.get("detail"))
         text = text if isinstance(text, str) else ""
     return code, short_message(text) or _status_phrase(status)
+
+
+def without_echo(body: bytes) -> bytes:
+    """MLflow's JSON error reply with its copies of the request cut out before it is parsed:
+    a large body makes a reply as large, or larger."""
+    start = body.find(MESSAGE_KEY)
+    if start < 0:
+        return body
+    start += len(MESSAGE_KEY)
+    if body.startswith(PREDICT_PREFIX.encode(), start):
+        end = body.rfind(JSON_PREDICT_ERROR)
+        if end > start:
+            body = body[:start] + body[end + len(JSON_PREDICT_ERROR) :]
+    end = body.find(JSON_INPUT_ECHO, start)
+    return body if end < 0 else body[:end] + b'"}'
 
 
 def short_message(text: str) -> str:
