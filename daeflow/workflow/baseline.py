@@ -44,7 +44,7 @@ def run_baseline(
 ):
     """Tune on the validation split, score the test split once, log it all as one run."""
     from daeflow.infer.evaluation import inference_ms
-    from daeflow.track import logs, names, queries, runs, store
+    from daeflow.track import logs, names, queries, runs, store, view
     from daeflow.workflow import run_report
     from daeflow.workflow.run import log_inputs
     from daeflow.workflow.run_report import COST_SIZE, TABLE, probe_renderer, write_test_report
@@ -106,6 +106,7 @@ def run_baseline(
             f"daeflow baseline: {method_name}", facts, metrics, others, [], probes, worst
         )
         (results / "report.html").write_text(page)
-        logs.log_results(results, names.tracked(metrics), {}, tables=(TABLE,))
+        headline = view.headline(metrics, f"baseline:{method_name}")
+        logs.log_results(results, names.tracked(metrics), headline, tables=(TABLE,))
         shutil.rmtree(results, ignore_errors=True)
     return active.info.run_id, metrics, best

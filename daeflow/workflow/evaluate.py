@@ -41,12 +41,13 @@ def evaluate_model(
     metrics = {**summary(test, noisy_scores), "n_images": len(clean)}
     outcome = {"metrics": metrics, "data_range": data_range}
     if log:
-        from daeflow.track import logs, names, runs
+        from daeflow.track import logs, names, runs, view
 
         tags = {
             TAG_COMMAND: "evaluate",
             "model_uri": denoiser.uri,
             "arch": denoiser.arch or "unknown",
+            **view.headline(metrics, f"evaluate:{denoiser.arch or 'unknown'}"),
         }
         from daeflow.data.digest import sha256_digest
 

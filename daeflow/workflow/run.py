@@ -458,7 +458,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     from daeflow.infer.evaluation import evaluate
     from daeflow.quality.scores import summary
     from daeflow.runtime.signals import stop_point
-    from daeflow.track import flavor, names, queries
+    from daeflow.track import flavor, names, queries, view
     from daeflow.workflow import run_report
     from daeflow.workflow.run_report import cost_metrics, write_test_report
 
@@ -500,7 +500,8 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     )  # fmt: skip
     (results / "report.html").write_text(page)
     flavor.save_local(result.model, folder.model, model_metadata(prepared), plugin.distribution)
-    folder.write_final(names.tracked(metrics), {TAG_STOP_REASON: result.stop_reason})
+    tags = {TAG_STOP_REASON: result.stop_reason, **view.headline(metrics, arch.name)}
+    folder.write_final(names.tracked(metrics), tags)
     notes = run_report.notes(metrics, baselines, arch.name)
     return Trained(result, metrics, "", notes, baselines)
 
