@@ -11,6 +11,7 @@ from daeflow.data import profile
 from daeflow.data.arrays import ImageArray
 from daeflow.data.pairs import PairSource
 from daeflow.data.ranges import choose_range
+from daeflow.errors import DataError
 from daeflow.infer.tiling import restore
 
 runner = CliRunner()
@@ -151,6 +152,18 @@ def test_each_arrays_own_noise_is_measured_apart_from_the_texture(sigma):
     assert found["noisy_own_noise_c0"] == pytest.approx(sigma, rel=0.15)
 
 
+def test_the_texture_of_photographs_is_not_read_as_noise():
+    from daeflow.data.demo import demo_arrays
+
+    clean, noisy = demo_arrays(0)  # photographs with Gaussian noise of sigma 25, clipped
+    found = profile.noise_profile(PairSource(ImageArray(clean, "c"), ImageArray(noisy, "n"), 255.0))
+    for channel in range(3):
+        noisy_sigma = found[f"noisy_own_noise_c{channel}"]
+        assert 20 < noisy_sigma < 26  # clipping at 0 and 255 takes a little off
+        assert found[f"clean_own_noise_c{channel}"] < 0.1 * noisy_sigma
+    assert profile.noisy_targets(found) is None
+
+
 def prepared(tmp_path, clean, noisy, **options):
     from daeflow.data.prepare import prepare_data
     from daeflow.plugin.registry import get_architecture
@@ -210,6 +223,30 @@ def test_a_resumed_run_keeps_the_range_it_was_started_with(tmp_path):
     options = DataOptions(clean=str(tmp_path / "clean.npy"), noisy=str(tmp_path / "noisy.npy"))
     arch = get_architecture("conv_baseline").spec
     assert prepare_data(options, arch, 0).data_range == 4095
+    with pytest.raises(DataError, match="outside"):  # values are checked against it
+        prepare_data(options, arch, 0, logged_range=1000.0)
     kept = prepare_data(options, arch, 0, logged_range=65535.0)
     assert (kept.data_range, kept.params["data.range_rule"]) == (65535.0, "logged")
     assert kept.range_note == "Using data range 65535 (the run's own, as logged when it started)."
+
+
+@pytest.mark.slow
+def test_a_run_on_noisy_targets_says_so_before_and_after_training(tracking_uri, tmp_path):
+    import mlflow
+
+    clean, noisy = make_pairs(n=24)
+    np.save(tmp_path / "clean.npy", second_realisation(clean))
+    np.save(tmp_path / "noisy.npy", noisy)
+    args = ["--clean", str(tmp_path / "clean.npy"), "--noisy", str(tmp_path / "noisy.npy")]
+    result = runner.invoke(
+        app, ["run", *args, "--epochs", "1", "--batch-size", "8", "--tracking-uri", tracking_uri]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    said = [line for line in lines if "The clean targets look noisy" in line]
+    assert len(said) == 2 and said[1].startswith("Note: ")  # before training; by the numbers
+    assert lines.index(said[0]) < lines.index(next(x for x in lines if x.startswith("Training")))
+    run_id = result.stdout.split("MLflow run ")[1].split()[0]
+    params = mlflow.MlflowClient(tracking_uri).get_run(run_id).data.params
+    clean_sigma, noisy_sigma = (float(params[f"data.{a}_own_noise_c0"]) for a in ("clean", "noisy"))
+    assert clean_sigma > 0.6 * noisy_sigma and noisy_sigma == pytest.approx(20, rel=0.15)
