@@ -55,7 +55,9 @@ def run_baseline(
     store.use_tracking_uri(tracking_uri)
     placeholder = Architecture(method_name, method.library, build=_placeholder_build)
     prepared = prepare_data(data, placeholder, seed)
-    write(f"Using {prepared.range_note}. Tuning {method_name} on {len(prepared.val)} images.")
+    for line in prepared.lines:
+        write(line)
+    write(f"Tuning {method_name} on {len(prepared.val)} images.")
     tags = {"method": method_name, TAG_COMMAND: "baseline", "arch": f"baseline:{method_name}"}
     with runs.tracked_run(experiment, run_name or f"baseline-{method_name}", tags) as active:
         start = time.perf_counter()

@@ -5,6 +5,8 @@ import numpy as np
 from daeflow.data.arrays import load_array, read_header
 from daeflow.data.checks import check_pair_headers, validated_pair
 from daeflow.data.pairs import PairSource
+from daeflow.data.profile import noise_profile, noisy_targets
+from daeflow.data.ranges import RANGE_RULE
 from daeflow.infer.evaluation import evaluate
 from daeflow.quality.scores import summary
 from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST
@@ -18,14 +20,15 @@ def evaluate_model(
     """Scores named like a training run's test metrics; with `log`, also an MLflow run."""
     headers = read_header(clean_path, "clean"), read_header(noisy_path, "noisy")
     check_pair_headers(*headers, ("clean", "noisy"))  # before either is read
-    clean, noisy, data_range, note = validated_pair(
+    clean, noisy, chosen = validated_pair(
         load_array(clean_path, "clean"),
         load_array(noisy_path, "noisy"),
         data_range,
         denoiser.data_range,
         denoiser.data_dtype,
     )
-    write(f"Using {note}.")
+    data_range = chosen.value
+    write(chosen.line)
     if clean.shape[-1] != denoiser.channels:
         from daeflow.errors import DataError
 
@@ -34,6 +37,9 @@ def evaluate_model(
             f"{clean.shape[-1]} (shape {clean.shape}). Pass data with the model's channels."
         )
     source = PairSource(clean, noisy, data_range)
+    targets = noisy_targets(noise_profile(source))
+    if targets:
+        write(targets)
     indices = np.arange(len(clean))
     test, noisy_scores = evaluate(
         denoiser.model, source, indices, BATCH, denoiser.size_multiple, with_noisy=True
@@ -60,6 +66,7 @@ def evaluate_model(
                     "data.clean_path": clean_path,
                     "data.noisy_path": noisy_path,
                     "data.range": data_range,
+                    RANGE_RULE: chosen.rule,
                     "data.shape": str(clean.shape),
                     "data.dtype": str(clean.dtype),
                     "self_ensemble": denoiser.self_ensemble,

@@ -83,6 +83,7 @@ def _kept_and_held(run_ref: str) -> RunFolder | None:
 
 def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
     from daeflow.data.digest import sha256_digest
+    from daeflow.data.prepare import prepare_data
     from daeflow.track import queries, runs
     from daeflow.train import checkpoints
     from daeflow.train.callbacks import TrainingState
@@ -105,7 +106,14 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
             "another --time-budget with --resume."
         )
     provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
-    prepared = prepare(config, write, provided)
+    logged = run.data.params.get("data.range")
+    data = prepare_data(
+        config.data, provided.spec, config.train.seed, config.train.patch_size,
+        float(logged) if logged else None,
+    )  # fmt: skip
+    for line in data.lines:
+        write(line)
+    prepared = prepare(config, write, provided, data)
     main = prepared.data.pairs[0]
     digest = sha256_digest(main[1], *([main[2]] if main[2] is not None else []))
     if digest != run.data.tags.get(TAG_TRAIN_DIGEST):
