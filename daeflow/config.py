@@ -113,7 +113,8 @@ DATA_PARAMS = (
         "data_range",
         "float",
         None,
-        "Full-scale value (default: 255 uint8, 65535 uint16, else observed).",
+        "Full-scale value (default: uint8 255; uint16 the 10-, 12-, 14- or 16-bit scale the "
+        "data fit; floats 1 or observed).",
     ),
     HyperParam("pad", "bool", False, "Pad images to the size multiple the architecture needs."),
     HyperParam(

@@ -27,6 +27,8 @@ def test_baseline_methods_are_tuned_and_beat_identity(tracking_uri, pair_files):
     assert runs["tv"].data.metrics["test/psnr"] > runs["identity"].data.metrics["test/psnr"]
     assert runs["identity"].data.metrics["test/psnr_gain"] == pytest.approx(0, abs=1e-9)
     assert "tuned.weight" in runs["tv"].data.params
+    headline = runs["tv"].data.tags["mlflow.note.content"]  # the top of the run's page
+    assert headline.startswith("**test PSNR ") and " · baseline:tv, " in headline
 
 
 def test_unknown_baseline_method_is_one_line(tracking_uri, pair_files):

@@ -232,18 +232,76 @@ def printed_experiment_page(ui: UI) -> str:
     return found.group(1)
 
 
-def test_the_experiment_opens_on_its_training_runs(browser, ui, runs):
+def test_the_experiment_opens_on_its_runs_table_sorted_by_test_psnr(browser, ui, runs):
+    """The link `daeflow ui` prints (and `daeflow run` against a server) opens daeflow's view."""
+    from daeflow.cli.training import ui_hint
+    from daeflow.track import view
+
     experiment_id, infos = runs
     query = urllib.parse.urlencode({"experiment_id": experiment_id})
     experiment = json.loads(fetch(f"{ui.url}/api/2.0/mlflow/experiments/get?{query}"))
     tags = {t["key"]: t["value"] for t in experiment["experiment"].get("tags", [])}
     assert tags["mlflow.experimentKind"] == "custom_model_development"
-    page = visit(browser, printed_experiment_page(ui))
+    url = printed_experiment_page(ui)
+    assert url.endswith("&viewStateShareKey=daeflow")
+    any_run = infos["conv_deep"]["run_id"]
+    assert ui_hint(ui.url, experiment_id, any_run).splitlines()[1].endswith(f": {url}")
+    page = visit(browser, url)
     page.get_by_role("link", name="residual_fast", exact=True).wait_for(timeout=30_000)
-    dom = keep(page, "experiment-runs")
+    header = page.locator(f".ag-header-cell[col-id='{view.PSNR}']")
+    header.wait_for(timeout=30_000)
+    dom = keep(page, "runs-table")
     assert page.locator("h2", has_text="Runs").count() == 1
     assert page.locator("h2", has_text="Overview").count() == 0  # not the GenAI overview
-    assert all(name in dom for name in ("conv_baseline", "baseline-nlm", "sweep"))
+    assert view.VIEW_NAME in dom  # the UI's "Views" menu names the view it shows
+    # The view's columns, left to right, all on the first screen beside the UI's assistant
+    # panel (which it opens on a first visit); `objective` appears once runs log one.
+    columns = [name for name, _ in view.SHOWN if view.OBJECTIVE not in name]
+    boxes = [page.locator(f".ag-header-cell[col-id='{c}']").bounding_box() for c in columns]
+    assert all(b is not None for b in boxes), columns
+    assert [b["x"] for b in boxes] == sorted(b["x"] for b in boxes)
+    assert max(b["x"] + b["width"] for b in boxes) <= 1600
+    # Rows by test PSNR, best first; the sweep's parent has none and comes last.
+    psnr = psnr_by_run(ui, experiment_id)
+    shown = []
+    for row in range(len(infos)):
+        cell = page.locator(f".ag-row[row-index='{row}'] [col-id='attributes.`Run Name`']")
+        shown.append(cell.locator("a").first.inner_text().strip())  # the run's link
+    assert shown == sorted(psnr, key=psnr.get, reverse=True) + ["sweep"], shown
+
+
+def psnr_by_run(ui: UI, experiment_id: str) -> dict[str, float]:
+    """{run name: test/psnr} of the runs that have one, through the REST API."""
+    search = {"experiment_ids": [experiment_id], "max_results": 100}
+    found = json.loads(fetch(f"{ui.url}/api/2.0/mlflow/runs/search", search))["runs"]
+    return {
+        r["info"]["run_name"]: m["value"]
+        for r in found
+        for m in r["data"].get("metrics", [])
+        if m["key"] == "test/psnr"
+    }
+
+
+def test_a_runs_page_shows_its_test_numbers_first(browser, ui, runs):
+    """The run's page as `daeflow run` links it: its headline before the metrics list."""
+    from daeflow.track.queries import ui_page
+
+    experiment_id, infos = runs
+    run_id = infos["residual_fast"]["run_id"]
+    query = urllib.parse.urlencode({"run_id": run_id})
+    run = json.loads(fetch(f"{ui.url}/api/2.0/mlflow/runs/get?{query}"))["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    bold = re.match(r"\*\*(.+?)\*\*", tags["mlflow.note.content"]).group(1)
+    assert bold.startswith("test PSNR 28.81 dB")
+    page = visit(browser, ui_page(ui.url, experiment_id, run_id))
+    headline = page.locator("strong", has_text=bold)  # the markdown, rendered
+    headline.wait_for(timeout=30_000)
+    metrics = page.get_by_text(re.compile(r"^Metrics \(\d+\)$"))
+    metrics.wait_for(timeout=30_000)
+    keep(page, "run-overview")
+    box = headline.bounding_box()
+    assert box is not None and box["y"] + box["height"] < 1000, "the headline is below the fold"
+    assert box["y"] < metrics.bounding_box()["y"]
 
 
 def test_a_runs_first_metrics_screen_shows_validation_psnr(browser, ui, runs):

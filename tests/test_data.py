@@ -11,9 +11,9 @@ from daeflow.cli import app
 from daeflow.data import arrays
 from daeflow.data.arrays import ImageArray, as_images, load_array
 from daeflow.data.checks import check_values
-from daeflow.data.checks import resolve_data_range as infer_data_range
 from daeflow.data.pairs import PairSource
 from daeflow.data.profile import check_alignment
+from daeflow.data.ranges import choose_range
 from daeflow.data.splits import split_indices
 from daeflow.errors import DataError
 
@@ -78,6 +78,15 @@ def logged_split(tracking_uri, run_id, tmp_path) -> dict:
     path = client.download_artifacts(run_id, "split_indices.json", str(tmp_path))
     with open(path) as f:
         return json.load(f)
+
+
+def stored_metadata(tracking_uri, result) -> dict:
+    """The metadata of the model a `daeflow run` logged (as `denoise` and the pyfunc read it)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    uri = result.stdout.split("model: ")[1].split()[0]
+    return mlflow.models.get_model_info(uri).metadata
 
 
 def dataset_inputs(run) -> dict:
@@ -153,28 +162,34 @@ def test_single_array_npz_is_read_without_a_key(tmp_path):
 # Data range and values
 
 
-def test_uint16_range_is_65535_never_255():
+def test_uint16_range_is_never_255_and_data_range_wins():
     low = ImageArray(np.full((3, 4, 4, 1), 200, dtype=np.uint16), "clean")
-    data_range, note = infer_data_range(low, None)
-    assert data_range == 65535.0
-    assert "uint16" in note and "--data-range" in note
-    assert infer_data_range(ImageArray(np.zeros((3, 4, 4, 1), np.uint8), "c"), None)[0] == 255
-    assert infer_data_range(low, 4095) == (4095.0, "data range 4095 (from --data-range)")
+    chosen = choose_range([low])
+    assert (chosen.value, chosen.rule) == (1023.0, "observed 10-bit")
+    assert "uint16" in chosen.line and "--data-range 65535" in chosen.line
+    assert choose_range([ImageArray(np.zeros((3, 4, 4, 1), np.uint8), "c")]).value == 255
+    given = choose_range([low], 4095)
+    assert (given.value, given.rule, given.line) == (
+        4095.0,
+        "given",
+        "Using data range 4095 (from --data-range).",
+    )
 
 
 def test_float_range_is_inferred_with_a_notice():
     unit = ImageArray(np.full((3, 4, 4, 1), 0.9, dtype=np.float32), "clean")
-    data_range, note = infer_data_range(unit, None)
-    assert data_range == 1.0
-    assert note.startswith("data range 1 (floats with maximum 0.9") and "--data-range" in note
+    chosen = choose_range([unit])
+    assert (chosen.value, chosen.rule) == (1.0, "unit")
+    assert chosen.line.startswith("Using data range 1 (floats with maximum 0.9")
+    assert "--data-range" in chosen.line
 
     wide = ImageArray(np.linspace(0, 200, 48, dtype=np.float64).reshape(3, 4, 4, 1), "clean")
-    data_range, note = infer_data_range(wide, None)
-    assert data_range == 200.0
-    assert "observed maximum" in note
+    chosen = choose_range([wide])
+    assert (chosen.value, chosen.rule) == (200.0, "observed")
+    assert "observed maximum" in chosen.line
 
     with pytest.raises(DataError, match="no positive values.*--data-range"):
-        infer_data_range(ImageArray(np.zeros((3, 4, 4, 1), np.float32), "clean"), None)
+        choose_range([ImageArray(np.zeros((3, 4, 4, 1), np.float32), "clean")])
 
 
 @pytest.mark.parametrize("block", [4 * 4 * 4, 4 * 4])  # one image, one row per block
@@ -275,9 +290,16 @@ def test_uint16_npy_and_npz_train_with_the_same_digest_and_split(tracking_uri, t
     from_npy, result = trained(
         tracking_uri, "--clean", tmp_path / "clean.npy", "--noisy", tmp_path / "noisy.npy"
     )
-    assert "Using data range 65535 (uint16; pass --data-range" in result.stdout
+    # 12-bit data in uint16 are scored on their own scale, said in one line and logged.
+    line = (
+        "uint16 data never exceed 4095: using the 12-bit range 4095; pass --data-range 65535 "
+        "to score on the full uint16 scale."
+    )
+    assert line in result.stdout.splitlines()
     params, metrics = from_npy.data.params, from_npy.data.metrics
-    assert float(params["data.range"]) == 65535
+    assert float(params["data.range"]) == 4095
+    assert params["data.range_rule"] == "observed 12-bit"
+    assert stored_metadata(tracking_uri, result)["data_range"] == 4095
     assert params["data.dtype"] == "uint16" and params["data.shape"] == "(24, 16, 16, 1)"
     for name in ("psnr", "ssim", "noisy_psnr", "noisy_ssim", "psnr_gain"):
         assert np.isfinite(metrics[f"test/{name}"]), name
@@ -286,7 +308,7 @@ def test_uint16_npy_and_npz_train_with_the_same_digest_and_split(tracking_uri, t
     assert not [name for name in metrics if "noise" in name]
 
     from_npz, _ = trained(tracking_uri, "--data", tmp_path / "pairs.npz")
-    assert float(from_npz.data.params["data.range"]) == 65535
+    assert float(from_npz.data.params["data.range"]) == 4095
 
     digest = from_npy.data.tags["data.train.sha256"]
     assert digest == from_npz.data.tags["data.train.sha256"]

@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -12,8 +11,6 @@ from conftest import cli
 from daeflow.quality import charts
 from daeflow.quality.images import TILE, denoising_grid, labelled_grid
 from daeflow.workflow import run_report
-
-EXAMPLE = Path(__file__).parent.parent / "mlruns.example"
 
 
 def test_a_grid_shows_small_images_large_with_room_for_labels_and_captions():
@@ -48,18 +45,6 @@ def test_notes_say_when_a_run_is_worse_than_its_input_or_a_baseline():
     assert first.startswith("The denoised test images (18.00 dB) are worse than the noisy input")
     assert "baseline nlm scores 29.10 dB" in second and "residual_fast" in second
     assert run_report.notes({"test_psnr": 31.0, "noisy_psnr": 20.0}, baselines) == []
-
-
-def test_daeflow_ui_prints_the_runs_page_of_each_experiment():
-    from daeflow.cli.ui import experiment_pages, ui_command
-
-    command = ui_command(EXAMPLE, None, 5123)
-    pages = dict(experiment_pages(command, "http://127.0.0.1:5123"))
-    (url,) = pages.values()
-    assert list(pages) == ["daeflow-demo"]
-    assert re.fullmatch(
-        r"http://127.0.0.1:5123/#/experiments/\d+/runs\?workflowType=machine_learning", url
-    )
 
 
 def fake_run(client, experiment, digest, psnr, command="run", **params):

@@ -356,14 +356,7 @@ def test_a_full_disk_at_the_end_keeps_the_model_for_sync(tracking_uri, pair_file
     for line in process.stdout:
         if line.startswith("epoch   3/") or time.monotonic() > deadline:
             break
-    disk = f"/proc/{process.pid}/root{artifacts}"
-    with open(f"{disk}/filler", "wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * (1 << 20))
-                filler.flush()
-        except OSError:
-            pass
+    fill_up(process, artifacts)
     _, stderr = process.communicate(timeout=300)
 
     assert process.returncode == 1

@@ -61,14 +61,18 @@ def test_files_are_written_whole_or_not_at_all(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["final.json"]
 
 
+def stopped_run(args, epochs: int, after: int, signal_number) -> str:
+    """The id of a run of `epochs` epochs stopped by `signal_number` after epoch `after`."""
+    process = Process("run", *args, "--epochs", epochs)
+    process.wait_for(f"epoch {after:>3}/")
+    process.process.send_signal(signal_number)
+    process.finish()
+    return the_run().info.run_id
+
+
 @pytest.mark.slow
 def test_two_resumes_of_one_run_at_once_train_it_once(tracking_uri, pair_files):
-    args = data_args(pair_files)
-    killed = Process("run", *args, "--epochs", "8")
-    killed.wait_for("epoch   2/")
-    killed.process.send_signal(signal.SIGKILL)
-    killed.finish()
-    run_id = the_run().info.run_id
+    run_id = stopped_run(data_args(pair_files), 8, 2, signal.SIGKILL)
 
     started = time.monotonic()
     first, second = Process("run", "--resume", run_id[:8]), Process("run", "--resume", run_id)
@@ -95,14 +99,9 @@ def test_two_resumes_of_one_run_at_once_train_it_once(tracking_uri, pair_files):
 
 @pytest.mark.slow
 def test_a_damaged_newest_checkpoint_falls_back_to_the_runs_artifact(tracking_uri, pair_files):
-    args = data_args(pair_files)
     # SIGTERM, not SIGKILL: the stopped run waits for its uploads, so the run's artifact
     # checkpoints/last is whole (a kill could land in the middle of that upload).
-    stopped = Process("run", *args, "--epochs", "6")
-    stopped.wait_for("epoch   3/")
-    stopped.process.send_signal(signal.SIGTERM)
-    assert stopped.finish()[0] == 130
-    run_id = the_run().info.run_id
+    run_id = stopped_run(data_args(pair_files), 6, 3, signal.SIGTERM)
     checkpoints = RunFolder(run_id).checkpoints
     newest = (checkpoints / "latest").read_text().strip()
     # Truncate every local checkpoint's model: only the run's artifacts are whole.

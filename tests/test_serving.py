@@ -131,15 +131,24 @@ def test_the_pyfunc_takes_uint16_images_and_returns_uint16(registry, tmp_path, m
     assert as_uint8.dtype == np.uint8
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
+def post(
+    url: str, body: bytes, chunked: bool = False, content_type: str = "application/json"
+) -> tuple[int, dict]:
+    """POST `body`, with its Content-Length or (chunked) as a stream of 64 KiB pieces."""
+    data = (body[i : i + 2**16] for i in range(0, len(body), 2**16)) if chunked else body
     request = urllib.request.Request(
-        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+        f"{url}/invocations", data=data, headers={"Content-Type": content_type}
     )
     try:
         with urllib.request.urlopen(request, timeout=120) as answer:
             return answer.status, json.load(answer)
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        reply = error.read()
+        assert len(reply) < 1000, reply[:300]  # one sentence: no echo, no stack trace
+        answer = json.loads(reply)
+        assert set(answer) == {"error_code", "message"}, answer
+        assert "Traceback" not in answer["message"], answer["message"]
+        return error.code, answer
 
 
 def npy_base64(image: np.ndarray) -> str:
@@ -166,46 +175,87 @@ MALFORMED = [
     # one sentence each, no stack trace, the request not echoed back.
     (json.dumps({"inputs": LIAR, "params": {"encoding": "npy_base64"}}).encode(), "max_bytes"),
     (b'{"inputs": "' + b"A" * 5 * 2**20 + b'", "params": {"encoding": "npy_base64"}}', "magic"),
+    # MLflow's own refusals, before daeflow's predict: its JSON error puts the whole body
+    # into the message ("Input: ..."), its params check the whole input ("Failed to
+    # predict data '...'"); a body nested deeper than json.loads can go is no 500.
+    (b"{" + b"x" * 2 * 2**20, "property name enclosed"),
+    (json.dumps({"inputs": "A" * 2**20, "params": {"max_bytes": "lots"}}).encode(), "lots"),
+    (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (b'{"inputs": "' + b"\xff" * 2**20 + b'"}', "not UTF-8 text"),
 ]
+MAX_BODY = 8 * 10**6  # above the 5 MB requests of MALFORMED
 
 
-def test_daeflow_serve_answers_as_daeflow_denoise(registry, tmp_path, monkeypatch):
-    """`daeflow serve models:/denoiser@champion` (MLflow's scoring server on the checked copy)
-    from a venv that is not activated: uint8 and uint16 images as MLflow's JSON tensors and
-    as a base64 .npy give what `daeflow denoise` gives, bit for bit; malformed requests get
-    a 4xx with a message."""
+@pytest.fixture(scope="module")
+def scorer(registry):
+    """`daeflow serve models:/denoiser@champion --max-body 8 MB` (MLflow's scoring app on
+    the checked copy, behind daeflow's guard) from a venv that is not activated."""
     uri, _, tmp = registry
     port = free_port()
     command = [sys.executable, "-m", "daeflow", "serve", f"models:/{NAME}@champion",
-               "--tracking-uri", uri, "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no venv: its uvicorn and mlflow are not here
-    assert shutil.which("uvicorn") is None and shutil.which("mlflow") is None
-    with open(tmp / "serve.log", "ab") as log:
-        scorer = Server(command, port, log).start()
-    try:
-        for dtype in (np.uint8, np.uint16):
-            image = photo(dtype)
-            expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", uri)
-            params = {"dtype": np.dtype(dtype).name}
-            status, answer = post(
-                scorer.url, json.dumps({"inputs": image.tolist(), "params": params}).encode()
-            )
-            assert status == 200, answer
-            served = np.asarray(answer["predictions"])
-            assert served.shape == image.shape and np.array_equal(served, expected), dtype
-            body = {"inputs": npy_base64(image), "params": {"encoding": "npy_base64"}}
-            status, answer = post(scorer.url, json.dumps(body).encode())
-            assert status == 200, answer
-            served = np.load(io.BytesIO(base64.b64decode(answer["predictions"])))
-            assert served.dtype == dtype and np.array_equal(served, expected), dtype
-        for body, fragment in MALFORMED:
-            status, answer = post(scorer.url, body)
-            assert 400 <= status < 500, (body[:40], status, answer)
-            assert fragment in answer["message"], (fragment, answer["message"][:300])
-            assert "Traceback" not in json.dumps(answer) and "stack_trace" not in answer
-            assert len(json.dumps(answer)) < 1000, answer["message"][:300]  # no echo
-    finally:
-        scorer.stop()
+               "--tracking-uri", uri, "--host", "127.0.0.1", "--port", str(port),
+               "--max-body", str(MAX_BODY)]  # fmt: skip
+    log_file = tmp / f"serve-{port}.log"
+    with pytest.MonkeyPatch.context() as patch, open(log_file, "ab") as log:
+        patch.setenv("PATH", "/usr/bin:/bin")  # no venv: its uvicorn and mlflow are not here
+        assert shutil.which("uvicorn") is None and shutil.which("mlflow") is None
+        server = Server(command, port, log).start()
+    server.log_file = log_file
+    yield server
+    server.stop()
+
+
+def test_daeflow_serve_answers_as_daeflow_denoise(registry, scorer, tmp_path):
+    """uint8 and uint16 images as MLflow's JSON tensors and as a base64 .npy give what
+    `daeflow denoise` gives, bit for bit."""
+    uri, _, _ = registry
+    for dtype in (np.uint8, np.uint16):
+        image = photo(dtype)
+        expected = denoise_cli(image, tmp_path, f"models:/{NAME}@champion", uri)
+        params = {"dtype": np.dtype(dtype).name}
+        status, answer = post(
+            scorer.url, json.dumps({"inputs": image.tolist(), "params": params}).encode()
+        )
+        assert status == 200, answer
+        served = np.asarray(answer["predictions"])
+        assert served.shape == image.shape and np.array_equal(served, expected), dtype
+        body = {"inputs": npy_base64(image), "params": {"encoding": "npy_base64"}}
+        status, answer = post(scorer.url, json.dumps(body).encode(), chunked=dtype == np.uint16)
+        assert status == 200, answer
+        served = np.load(io.BytesIO(base64.b64decode(answer["predictions"])))
+        assert served.dtype == dtype and np.array_equal(served, expected), dtype
+
+
+@pytest.mark.parametrize(
+    "body, fragment", MALFORMED, ids=[f"{i}-{m.split()[0]}" for i, (_, m) in enumerate(MALFORMED)]
+)
+def test_daeflow_serve_answers_a_bad_request_with_400_and_one_sentence(scorer, body, fragment):
+    """HTTP 400, {"error_code", "message"}: under 1000 bytes, no stack trace, no echo."""
+    status, answer = post(scorer.url, body)
+    assert status == 400, (body[:40], status, answer)
+    assert fragment in answer["message"], (fragment, answer["message"])
+    for copied in ("AAAAAAAAAA", "xxxxxxxxxx", "xffxffxff"):
+        assert copied not in answer["message"], answer["message"]
+
+
+def test_a_bad_csv_body_gets_400_without_mlflows_stack_trace(scorer):
+    status, answer = post(scorer.url, b'a,b\n1,2,3,4\n"' + b"z" * 5000, content_type="text/csv")
+    assert status == 400 and "CSV-formatted" in answer["message"], answer
+
+
+def test_the_servers_log_has_what_the_client_is_not_told(scorer):
+    post(scorer.url, b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    log = scorer.log_file.read_text(errors="replace")
+    assert "RecursionError" in log and "Traceback" in log
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_daeflow_serve_refuses_a_body_over_its_limit_with_413(scorer, chunked):
+    body = b'{"inputs": "' + b"A" * (MAX_BODY + 10**6) + b'"}'
+    status, answer = post(scorer.url, body, chunked=chunked)
+    assert status == 413, (status, answer)
+    assert "larger than the 7.6 MiB this server takes" in answer["message"], answer
+    assert post(scorer.url, b"{not json")[0] == 400  # the connection and server still serve
 
 
 @pytest.mark.parametrize("fmt, name", [("savedmodel", "exported"), ("onnx", "model.onnx")])

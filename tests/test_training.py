@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from daeflow.cli import app
+from daeflow.track import view
 
 EPOCHS = 2
 
@@ -87,6 +88,10 @@ def test_run_logs_everything_and_model_reloads(arch, tracking_uri, pair_files, t
     assert "split_indices.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert view.has_this_view(experiment.tags)  # the runs table daeflow's links open
+    headline = run.data.tags["mlflow.note.content"]  # the top of the run's page
+    assert headline.startswith(f"**test PSNR {metrics['test/psnr']:.2f} dB · SSIM ")
+    assert f" · {arch}, best epoch {metrics['train/best_epoch']:.0f}, " in headline
     report = open(
         mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="report.html")
     ).read()

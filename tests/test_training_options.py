@@ -109,6 +109,8 @@ def test_time_budget_schedule_and_logged_model_in_use(tracking_uri, pair_files, 
     assert len(evaluation) == 1 and np.isfinite(evaluation[0].data.metrics["test/psnr"])
     assert evaluation[0].data.params["arch"] == "residual"
     assert evaluation[0].info.status == "FINISHED"
+    headline = evaluation[0].data.tags["mlflow.note.content"]  # the top of the run's page
+    assert headline.startswith("**test PSNR ") and headline.endswith(" · evaluate:residual")
 
 
 @pytest.mark.slow

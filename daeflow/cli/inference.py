@@ -29,7 +29,8 @@ Precision = Annotated[
 DataRange = Annotated[
     float | None,
     typer.Option(
-        help="Full-scale value (default: the model's training range, else from the dtype)."
+        help="Full-scale value (default: the model's training range for input like its "
+        "training data, else the input's own, as for training)."
     ),
 ]
 

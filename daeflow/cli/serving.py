@@ -33,9 +33,19 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 5001,
     workers: Annotated[int, typer.Option(min=1, help="Scoring server worker processes.")] = 1,
+    max_body: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Largest request body in bytes, refused with HTTP 413 above it (default: 3 x "
+            "the model's params max_bytes + 1 MiB, 3 GiB for the default 1 GiB).",
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
 ):
-    """Check a model as check-model does, then serve it with MLflow's scoring server."""
+    """Check a model as check-model does, then serve it; a bad request gets a 4xx in one line."""
     from daeflow.workflow.serve import serve_model
 
-    raise typer.Exit(serve_model(model, host, port, workers, tracking_uri, typer.echo))
+    raise typer.Exit(
+        serve_model(model, host, port, workers, tracking_uri, typer.echo, max_body=max_body)
+    )

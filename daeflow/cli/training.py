@@ -48,7 +48,11 @@ def ui_hint(tracking_uri: str, experiment_id: str | None = None, run_id: str | N
         from daeflow.track.store import without_credentials
 
         base = without_credentials(tracking_uri).rstrip("/")
-        return f"Open it in a browser: {ui_page(base, experiment_id, run_id)}"
+        opened = f"Open it in a browser: {ui_page(base, experiment_id, run_id)}"
+        if experiment_id is None or run_id is None:
+            return opened
+        table = ui_page(base, experiment_id, view=True)
+        return f"{opened}\n  all runs of the experiment, by test PSNR: {table}"
     return f"See it in the MLflow UI: {daeflow_command()} ui --tracking-uri {tracking_uri}"
 
 

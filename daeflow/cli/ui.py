@@ -49,8 +49,12 @@ def ui_command(store: Path | None, tracking_uri: str | None, port: int) -> list[
 
 
 def experiment_pages(command: list[str], base: str) -> list[tuple[str, str]]:
-    """(experiment, URL) of each experiment with runs in an existing sqlite store."""
-    from daeflow.track import queries, store
+    """(experiment, URL) of each experiment with runs in an existing sqlite store.
+
+    The URLs of daeflow's experiments open the runs table in daeflow's view (giving the
+    experiment that view first if its runs are older than it).
+    """
+    from daeflow.track import queries, store, view
 
     backend = (
         command[command.index("--backend-store-uri") + 1]
@@ -61,7 +65,7 @@ def experiment_pages(command: list[str], base: str) -> list[tuple[str, str]]:
     pages = []
     if database is not None and database.is_file():
         pages = [
-            (name, queries.ui_page(base, experiment_id))
+            (name, queries.ui_page(base, experiment_id, view=view.view_for(backend, experiment_id)))
             for name, experiment_id in queries.training_experiments(backend)
         ]
     return pages or [("all experiments", queries.ui_page(base))]

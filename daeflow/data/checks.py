@@ -3,6 +3,7 @@
 import numpy as np
 
 from daeflow.data.arrays import ArrayHeader, ImageArray, as_images, check_image_layout
+from daeflow.data.ranges import choose_range
 from daeflow.errors import DataError
 
 
@@ -29,50 +30,6 @@ def check_pair_headers(clean: ArrayHeader, noisy: ArrayHeader | None, names) -> 
         )
 
 
-def observed_maximum(images: ImageArray) -> float:
-    """The largest value in the array, read block by block."""
-    return max(float(np.max(block)) for _, _, block in images.blocks() if block.size)
-
-
-def resolve_data_range(
-    images: ImageArray,
-    given: float | None,
-    stored: float | None = None,
-    stored_dtype: str | None = None,
-) -> tuple[float, str]:
-    """The one data range to use, and a sentence saying where it came from.
-
-    In order: --data-range; the range stored with a model, if the model was trained on
-    this dtype (or, for models that did not record it, if the data are floats); the
-    dtype's full scale for uint8/uint16; 1 for floats within [0, 1]; the observed maximum.
-    So a model trained on 12-bit data in uint16 scales uint16 input by 4095, and a model
-    trained on uint8 data scales uint16 input by 65535.
-    """
-    if given is not None:
-        return float(given), f"data range {given:g} (from --data-range)"
-    same_kind = stored_dtype == str(images.dtype) or (
-        stored_dtype is None and images.dtype.kind == "f"
-    )
-    if stored and same_kind:
-        return float(stored), f"data range {stored:g} (stored with the model)"
-    if images.dtype == np.uint8:
-        return 255.0, "data range 255 (uint8)"
-    if images.dtype == np.uint16:
-        return 65535.0, "data range 65535 (uint16; pass --data-range for e.g. 12-bit data)"
-    observed = observed_maximum(images)
-    if images.dtype.kind == "f" and 0 < observed <= 1:
-        return (
-            1.0,
-            f"data range 1 (floats with maximum {observed:.4g}; pass --data-range to change)",
-        )
-    if observed <= 0:
-        raise DataError(
-            f"{images.name} array has no positive values, so no data range can be inferred. "
-            "Pass --data-range."
-        )
-    return observed, f"data range {observed:g} (observed maximum; pass --data-range to change)"
-
-
 def validated_pair(
     clean: ImageArray,
     noisy: ImageArray | None,
@@ -80,16 +37,20 @@ def validated_pair(
     stored: float | None = None,
     stored_dtype: str | None = None,
 ):
-    """Clean (and noisy) images checked for shape and values, with their data range and note."""
+    """Clean (and noisy) images checked for shape and values, with their DataRange.
+
+    The range is chosen by `ranges.choose_range` over both arrays.
+    """
     clean = as_images(clean)
     noisy = as_images(noisy) if noisy is not None else None
     if noisy is not None:
         check_same_shape(clean, noisy)
-    data_range, note = resolve_data_range(clean, given, stored, stored_dtype)
-    check_values(clean, data_range)
+    arrays = [clean] if noisy is None else [clean, noisy]
+    chosen = choose_range(arrays, given, stored, stored_dtype)
+    check_values(clean, chosen.value)
     if noisy is not None:
-        check_values(noisy, data_range, slack=1.0)
-    return clean, noisy, data_range, note
+        check_values(noisy, chosen.value, slack=1.0)
+    return clean, noisy, chosen
 
 
 def check_values(images: ImageArray, data_range: float, slack: float = 0.0) -> None:

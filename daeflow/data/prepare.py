@@ -9,6 +9,7 @@ from daeflow.data import profile
 from daeflow.data.arrays import ImageArray, load_array, read_header
 from daeflow.data.checks import check_multiple, check_pair_headers, validated_pair
 from daeflow.data.pairs import PairSource
+from daeflow.data.ranges import RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
 from daeflow.plugin import hyperparams
@@ -33,16 +34,22 @@ class PreparedData:
     val: Subset
     test: Subset
     data_range: float
-    range_note: str
+    range_note: str  # the line saying how the range was chosen
     split: Split | None
     params: dict = field(default_factory=dict)
     pairs: list = field(default_factory=list)
     noise_profile: dict = field(default_factory=dict)  # noise level and clipping of the pairs
     digests: dict = field(default_factory=dict)  # SHA-256 per role, once computed
+    targets_note: str | None = None  # the line saying that the test targets look noisy
 
     @property
     def source(self) -> PairSource:
         return self.train.source
+
+    @property
+    def lines(self) -> list[str]:
+        """What to tell the user about the data before any work: the range, noisy targets."""
+        return [self.range_note, *([self.targets_note] if self.targets_note else [])]
 
 
 def _load_pair(options: DataOptions, path: str | None, what: str):
@@ -123,15 +130,26 @@ def _groups(path: str | None, n: int):
 
 
 def prepare_data(
-    options: DataOptions, arch, seed: int, patch_size: int | None = None
+    options: DataOptions,
+    arch,
+    seed: int,
+    patch_size: int | None = None,
+    logged_range: float | None = None,
 ) -> PreparedData:
-    """Load, validate and split the data for `arch`; nothing is trained or logged yet."""
+    """Load, validate and split the data for `arch`; nothing is trained or logged yet.
+
+    `logged_range`: the range a resumed run was started with, kept whatever today's rule
+    says (its checkpoints learned images on that scale).
+    """
     check_sources(options)
     if options.data or options.clean:
         clean, noisy = _load_pair(options, options.data, "training")
     else:
         clean, noisy = _demo_pair(seed)
-    clean, noisy, data_range, note = validated_pair(clean, noisy, options.data_range)
+    clean, noisy, chosen = validated_pair(clean, noisy, options.data_range or logged_range)
+    if logged_range and options.data_range is None:
+        chosen = given_range(logged_range, "the run's own, as logged when it started", "logged")
+    data_range = chosen.value
     noise, noise_params = _noise(options)
     options.noise_params = noise_params  # logged as resolved, typed values
     _check_sizes(clean, arch, options, patch_size)
@@ -161,6 +179,7 @@ def prepare_data(
         "data.shape": str(clean.shape),
         "data.dtype": str(clean.dtype),
         "data.range": data_range,
+        RANGE_RULE: chosen.rule,
         "data.channels": clean.shape[-1],
         "split.train": len(train),
         "split.val": len(val),
@@ -168,7 +187,11 @@ def prepare_data(
     }
     # Everything that reads the data to check or describe it ends before a run starts.
     summary = profile.noise_profile(main, seed)
-    return PreparedData(train, val, test, data_range, note, split, params, pairs, summary)
+    scored = summary if test.source is main else profile.noise_profile(test.source, seed)
+    return PreparedData(
+        train, val, test, data_range, chosen.line, split, params, pairs, summary,
+        targets_note=profile.noisy_targets(scored),
+    )  # fmt: skip
 
 
 def _file_subsets(options, main, source, arch, pairs):
@@ -179,7 +202,7 @@ def _file_subsets(options, main, source, arch, pairs):
     subsets = [Subset(main, np.arange(len(main.clean)))]
     for role, path in (("validation", options.val_data), ("test", options.test_data)):
         clean, noisy = _load_pair(options, path, role)
-        clean, noisy, _, _ = validated_pair(clean, noisy, main.data_range)
+        clean, noisy, _ = validated_pair(clean, noisy, main.data_range)
         if noisy is not None and options.alignment_check:
             profile.check_alignment(clean, noisy, main.seed)
         if clean.shape[1:] != main.clean.shape[1:] and not options.pad:

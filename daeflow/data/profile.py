@@ -82,14 +82,19 @@ def _mean_squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def noise_profile(source, seed: int = 0) -> dict[str, float]:
-    """Per-channel noise sigma and mean shift of noisy - clean (data scale), clipped fraction."""
+    """Per-channel noise of the pairs (data scale) and the clipped fraction of noisy values.
+
+    noise_sigma_c<k>, noise_mean_shift_c<k>: std and mean of noisy - clean.
+    clean_own_noise_c<k>, noisy_own_noise_c<k>: each array's own noise (see own_noise).
+    """
     indices = _sample(len(source.clean), seed)
-    noisy_parts, clean_parts = [], []
+    noisy_parts, clean_parts, own = [], [], []
     for i in indices:
         for top, left, height, width in _boxes(source.clean.shape, seed):
             noisy, clean = source.windows(int(i), top, left, height, width)
             noisy_parts.append(noisy.reshape(-1, noisy.shape[-1]))
             clean_parts.append(clean.reshape(-1, clean.shape[-1]))
+            own.append((_high_pass(clean[0]), _high_pass(noisy[0])))
     n = np.concatenate(noisy_parts).astype(np.float64)
     c = np.concatenate(clean_parts).astype(np.float64)
     residual = (n - c) * source.data_range
@@ -98,4 +103,68 @@ def noise_profile(source, seed: int = 0) -> dict[str, float]:
         profile[f"noise_sigma_c{channel}"] = float(residual[:, channel].std())
         profile[f"noise_mean_shift_c{channel}"] = float(residual[:, channel].mean())
     profile["noisy_clipped_fraction"] = float(np.mean((n <= 0) | (n >= 1)))
+    if own[0][0].size:  # images of at least 3x3 pixels
+        high_c = np.concatenate([h.reshape(-1, h.shape[-1]) for h, _ in own])
+        high_n = np.concatenate([h.reshape(-1, h.shape[-1]) for _, h in own])
+        for channel in range(c.shape[-1]):
+            sigmas = own_noise(high_c[:, channel], high_n[:, channel])
+            profile[f"clean_own_noise_c{channel}"] = sigmas[0] * source.data_range
+            profile[f"noisy_own_noise_c{channel}"] = sigmas[1] * source.data_range
     return profile
+
+
+# Immerkaer's kernel [1, -2, 1] x [1, -2, 1]: it removes what is planar over 3x3 pixels
+# and multiplies the std of white noise by 6 (the root of the sum of its squares, 36).
+KERNEL_GAIN = 6.0
+
+
+def _high_pass(image: np.ndarray) -> np.ndarray:
+    """(H - 2, W - 2, C) float64: the image filtered by Immerkaer's 3x3 kernel."""
+    y = image.astype(np.float64)
+    rows = y[:-2] - 2 * y[1:-1] + y[2:]
+    return rows[:, :-2] - 2 * rows[:, 1:-1] + rows[:, 2:]
+
+
+def own_noise(high_clean: np.ndarray, high_noisy: np.ndarray) -> tuple[float, float]:
+    """Each array's own noise sigma from their high-passed pixels: (clean, noisy).
+
+    With clean = x + n0 and noisy = x + n1 (n0, n1 independent of x and of each other),
+    the covariance of the two high-passed images is the high-passed signal's variance
+    alone, so var(h * clean) - cov = var(h * n0) and var(h * noisy) - cov = var(h * n1).
+    The texture of x, which inflates single-image estimators, cancels; a clean array
+    that is really clean gives about 0, a second noisy realisation about the noisy
+    array's sigma. What does not cancel: a clean array on another gain or slightly
+    shifted from its partner reads as noisier than it is.
+    """
+    c = high_clean - high_clean.mean()
+    n = high_noisy - high_noisy.mean()
+    shared = float(np.mean(c * n))
+    clean = max(float(np.mean(c * c)) - shared, 0.0) ** 0.5 / KERNEL_GAIN
+    noisy = max(float(np.mean(n * n)) - shared, 0.0) ** 0.5 / KERNEL_GAIN
+    return clean, noisy
+
+
+# Warn when the clean array's own noise is at least this fraction of the noisy array's.
+# Measured by bench/noisy_targets.py (photographs with Poisson-Gaussian noise as floats,
+# 12 and 8 bits; the smooth test pairs; the demo data): clean targets 0.00-0.13, the mean
+# of 4 noisy captures 0.46-0.53, of 2 captures 0.69-0.73, a second noisy capture
+# (Noise2Noise) 0.97-1.02. 0.6 lies between the 4- and 2-capture means: a 4-capture mean,
+# a usual way to make clean targets, passes; a 2-capture mean does not. Against targets at
+# ratio r even a perfect denoiser scores only 10 log10(1 + 1 / r^2) dB above the noisy
+# input (5.8 dB at 0.6, 3 dB at 1): the numbers say more about the targets than the model.
+NOISY_TARGETS = 0.6
+
+
+def noisy_targets(profile: dict) -> str | None:
+    """The line warning that the clean targets look noisy, or None when they do not."""
+    channels = [k.removeprefix("clean_own_noise_") for k in profile if k.startswith("clean_own")]
+    clean = float(np.mean([profile[f"clean_own_noise_{c}"] for c in channels] or [0.0]))
+    noisy = float(np.mean([profile[f"noisy_own_noise_{c}"] for c in channels] or [0.0]))
+    if not channels or noisy <= 0 or clean < NOISY_TARGETS * noisy:
+        return None
+    return (
+        f"The clean targets look noisy (their own noise {clean:.4g} is "
+        f"{clean / noisy:.0%} of the noisy images' {noisy:.4g}), so the PSNR against them is "
+        "not a PSNR against the truth. Score on really clean test images (--val-data and "
+        "--test-data), or train with a self-supervised objective once daeflow has one."
+    )

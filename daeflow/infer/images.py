@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from daeflow.data.arrays import ImageArray
-from daeflow.data.checks import check_values, resolve_data_range
+from daeflow.data.checks import check_values
+from daeflow.data.ranges import choose_range
 from daeflow.data.shapes import as_batch
 from daeflow.errors import DataError
 from daeflow.infer.tiling import denoise_array
@@ -21,11 +22,12 @@ DTYPES = ("uint8", "uint16", "float32", "float64")
 
 @dataclass(frozen=True)
 class Denoised:
-    """The denoised images and the data range they were scaled by, with where it came from."""
+    """The denoised images and the data range they were scaled by, with how it was chosen."""
 
     images: np.ndarray
     data_range: float
     note: str
+    model_differs: bool = False  # the input does not look like the model's training data
 
 
 def check_layout(array, name: str = "input") -> None:
@@ -106,18 +108,20 @@ def denoise_images(
 ) -> Denoised:
     """Denoise (H, W), (H, W, C) or (N, H, W, C) images on their own scale; same shape and dtype.
 
-    The data range is the one given, else the model's (when trained on this dtype), else
-    the dtype's full scale (see resolve_data_range). `out` (e.g. a memory-mapped .npy file)
-    receives the result; `write`, if given, is told the data range before the work starts.
+    The data range is the one given, else the one `ranges.choose_range` picks from the
+    model's stored range and dtype and the input's own (a uint8 model on 12-bit input in
+    uint16: 4095). The output is clipped to that range and to the dtype's limits. `out`
+    (e.g. a memory-mapped .npy file) receives the result; `write`, if given, is told the
+    data range before the work starts.
     """
     source = images if isinstance(images, ImageArray) else ImageArray(images, "input")
     array = source.array
     check_layout(array)
     images_shape(array.shape, denoiser.channels)
     batch = source.with_array(as_batch(array))
-    scale, note = resolve_data_range(batch, data_range, denoiser.data_range, denoiser.data_dtype)
-    check_values(batch, scale, slack=1.0)
+    chosen = choose_range([batch], data_range, denoiser.data_range, denoiser.data_dtype)
+    check_values(batch, chosen.value, slack=1.0)
     if write is not None:
-        write(f"Using {note}.")
-    result = denoise_array(denoiser, array, scale, tile, margin, out=out)
-    return Denoised(result, scale, note)
+        write(chosen.line)
+    result = denoise_array(denoiser, array, chosen.value, tile, margin, out=out)
+    return Denoised(result, chosen.value, chosen.line, chosen.model_differs)

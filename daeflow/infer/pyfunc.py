@@ -54,6 +54,8 @@ class ImagePyfunc:
                 _positive(params, "tile", TILE),
                 _positive(params, "margin", MARGIN, 0),
             )
+            if done.model_differs:  # the caller gets images; the server's log, why their scale
+                logging.getLogger(__name__).warning(done.note)
         except DaeflowError as exc:
             raise invalid_input(str(exc)) from None
         except MemoryError:

@@ -150,8 +150,10 @@ def denoise_array(
 
 
 def restore(image: np.ndarray, data_range: float, dtype) -> np.ndarray:
-    """Back to the data's own scale and dtype (clipped to [0, range], rounded for integers)."""
+    """Back to the data's own scale and dtype: clipped to [0, range] and, for integers,
+    rounded and clipped to the dtype's limits (a range above them must not wrap around)."""
     scaled = np.clip(image, 0, 1) * data_range
     if np.issubdtype(dtype, np.integer):
-        return np.rint(scaled).astype(dtype)
+        limits = np.iinfo(dtype)
+        return np.clip(np.rint(scaled), limits.min, limits.max).astype(dtype)
     return scaled.astype(dtype)

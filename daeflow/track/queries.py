@@ -5,18 +5,26 @@ from pathlib import Path
 import mlflow
 
 from daeflow.errors import ModelLoadError, UsageError
+from daeflow.track.names import VIEW_KEY
 
 FULL_ID = 32
 MIN_PREFIX = 4
 ML_VIEW = "workflowType=machine_learning"  # MLflow 3.17's UI: the "Model training" view
 
 
-def ui_page(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
-    """The MLflow UI's page of an experiment's runs (or of one run), in its training view."""
+def ui_page(
+    base: str, experiment_id: str | None = None, run_id: str | None = None, view: bool = False
+) -> str:
+    """The MLflow UI's page of an experiment's runs (or of one run), in its training view.
+
+    With `view`, the runs table opens in daeflow's saved view (track/view.py), which the
+    experiment must have: the UI refuses a key it does not find.
+    """
     if experiment_id is None:
         return f"{base}/#/experiments?{ML_VIEW}"
     if run_id is None:
-        return f"{base}/#/experiments/{experiment_id}/runs?{ML_VIEW}"
+        shared = f"&viewStateShareKey={VIEW_KEY}" if view else ""
+        return f"{base}/#/experiments/{experiment_id}/runs?{ML_VIEW}{shared}"
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{ML_VIEW}"
 
 

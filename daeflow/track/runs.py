@@ -10,6 +10,7 @@ from daeflow.errors import Interrupted
 from daeflow.runtime.signals import StopSignals, innermost
 from daeflow.track.names import TAG_STOP_REASON
 from daeflow.track.store import check_artifact_location, quiet, when_back
+from daeflow.track.view import give_view
 
 KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
@@ -32,11 +33,13 @@ def tracked_run(
     if run_id is not None:
         found = mlflow.get_experiment(mlflow.get_run(run_id).info.experiment_id)
         check_artifact_location(found.artifact_location, found.name)
+        give_view(found)
     elif not nested:
         with quiet("mlflow.tracking.fluent"):  # "Experiment ... does not exist. Creating..."
             found = mlflow.set_experiment(experiment)
         check_artifact_location(found.artifact_location, experiment)
         mark_model_training(found)
+        give_view(found)  # the runs table the printed links open
     if run_id is not None:
         run = mlflow.start_run(run_id=run_id, tags=tags)
     else:

@@ -34,6 +34,15 @@ def postgres_programs() -> Path:
     )
 
 
+def _runuser() -> str:
+    """runuser, also where root's PATH lacks the sbin folders (a login shell's PATH may)."""
+    import shutil
+
+    return shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).is_file()), "runuser"
+    )
+
+
 def _version(folder: str) -> tuple:
     name = Path(folder).parent.name
     return tuple(int(p) for p in name.split(".") if p.isdigit())
@@ -56,7 +65,7 @@ class PostgresCluster:
     def _run(self, program: str, *args: str) -> subprocess.CompletedProcess:
         command = [str(self.programs / program), *args]
         if self.owner:
-            command = ["runuser", "-u", self.owner, "--", *command]
+            command = [_runuser(), "-u", self.owner, "--", *command]
         return subprocess.run(command, capture_output=True, text=True)
 
     def _check(self, done: subprocess.CompletedProcess, what: str) -> None:
@@ -103,7 +112,7 @@ class PostgresCluster:
         command = [str(psql), "-h", str(self.socket), "-p", str(PG_PORT), "-U", ROLE]
         command += ["-d", "postgres", "-tAc", sql]
         if self.owner:
-            command = ["runuser", "-u", self.owner, "--", *command]
+            command = [_runuser(), "-u", self.owner, "--", *command]
         return subprocess.run(command, capture_output=True, text=True)
 
     def stop(self) -> None:

@@ -44,7 +44,7 @@ def run_baseline(
 ):
     """Tune on the validation split, score the test split once, log it all as one run."""
     from daeflow.infer.evaluation import inference_ms
-    from daeflow.track import logs, names, queries, runs, store
+    from daeflow.track import logs, names, queries, runs, store, view
     from daeflow.workflow import run_report
     from daeflow.workflow.run import log_inputs, scored_on
     from daeflow.workflow.run_report import COST_SIZE, TABLE, probe_renderer, write_test_report
@@ -55,7 +55,9 @@ def run_baseline(
     store.use_tracking_uri(tracking_uri)
     placeholder = Architecture(method_name, method.library, build=_placeholder_build)
     prepared = prepare_data(data, placeholder, seed)
-    write(f"Using {prepared.range_note}. Tuning {method_name} on {len(prepared.val)} images.")
+    for line in prepared.lines:
+        write(line)
+    write(f"Tuning {method_name} on {len(prepared.val)} images.")
     tags = {"method": method_name, TAG_COMMAND: "baseline", "arch": f"baseline:{method_name}"}
     with runs.tracked_run(experiment, run_name or f"baseline-{method_name}", tags) as active:
         start = time.perf_counter()
@@ -105,6 +107,7 @@ def run_baseline(
             f"daeflow baseline: {method_name}", facts, metrics, others, [], probes, worst
         )
         (results / "report.html").write_text(page)
-        logs.log_results(results, names.tracked(metrics), {}, tables=(TABLE,))
+        headline = view.headline(metrics, f"baseline:{method_name}")
+        logs.log_results(results, names.tracked(metrics), headline, tables=(TABLE,))
         shutil.rmtree(results, ignore_errors=True)
     return active.info.run_id, metrics, best

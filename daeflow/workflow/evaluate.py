@@ -5,6 +5,8 @@ import numpy as np
 from daeflow.data.arrays import load_array, read_header
 from daeflow.data.checks import validated_pair
 from daeflow.data.pairs import PairSource
+from daeflow.data.profile import noise_profile, noisy_targets
+from daeflow.data.ranges import RANGE_RULE
 from daeflow.errors import DataError
 from daeflow.infer.evaluation import evaluate
 from daeflow.infer.images import check_layout, images_shape
@@ -34,11 +36,15 @@ def evaluate_model(
     clean, noisy = (load_array(path, name) for name, path in paths.items())
     clean = clean.with_array(clean.array.reshape(shapes["clean"]))  # views: nothing is read
     noisy = noisy.with_array(noisy.array.reshape(shapes["noisy"]))
-    clean, noisy, data_range, note = validated_pair(
+    clean, noisy, chosen = validated_pair(
         clean, noisy, data_range, denoiser.data_range, denoiser.data_dtype
     )
-    write(f"Using {note}.")
+    data_range = chosen.value
+    write(chosen.line)
     source = PairSource(clean, noisy, data_range)
+    targets = noisy_targets(noise_profile(source))
+    if targets:
+        write(targets)
     indices = np.arange(len(clean))
     test, noisy_scores = evaluate(
         denoiser.model, source, indices, BATCH, denoiser.size_multiple, with_noisy=True
@@ -46,12 +52,13 @@ def evaluate_model(
     metrics = {**summary(test, noisy_scores), "n_images": len(clean)}
     outcome = {"metrics": metrics, "data_range": data_range}
     if log:
-        from daeflow.track import logs, names, runs
+        from daeflow.track import logs, names, runs, view
 
         tags = {
             TAG_COMMAND: "evaluate",
             "model_uri": denoiser.uri,
             "arch": denoiser.arch or "unknown",
+            **view.headline(metrics, f"evaluate:{denoiser.arch or 'unknown'}"),
         }
         from daeflow.data.digest import sha256_digest
 
@@ -64,6 +71,7 @@ def evaluate_model(
                     "data.clean_path": clean_path,
                     "data.noisy_path": noisy_path,
                     "data.range": data_range,
+                    RANGE_RULE: chosen.rule,
                     "data.shape": str(clean.shape),
                     "data.dtype": str(clean.dtype),
                     "self_ensemble": denoiser.self_ensemble,

@@ -44,23 +44,46 @@ def changed_options(config: RunConfig, overrides: dict) -> dict[str, tuple]:
 
 def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print):
     """Continue the run `run_ref` (its id, id prefix or name) and finish it."""
-    from daeflow.track import log_file, queries, store
-    from daeflow.workflow.run import full_disks_said, refuse_full_disks, same_command_again
+    # A run kept on this machine is held before MLflow is even imported, so that a second
+    # resume of it is refused at once.
+    early = _kept_and_held(run_ref)
+    try:
+        from daeflow.track import log_file, queries, store
+        from daeflow.workflow.run import full_disks_said, refuse_full_disks, same_command_again
 
-    with log_file.off_terminal(), full_disks_said(None, same_command_again):
-        uri = store.use_tracking_uri(tracking_uri)
-        refuse_full_disks()
-        run = queries.find_run(run_ref)
-        run_id = run.info.run_id
-        if run.data.tags.get(TAG_COMMAND) != "run":
-            raise UsageError(f"Run {run_id[:8]} is not a 'daeflow run' run; only those resume.")
-        with RunFolder(run_id) as folder:  # one process at a time on this machine
-            refuse_if_held_elsewhere(run)
-            return _resume_held(run, folder, overrides, uri, write)
+        with log_file.off_terminal(), full_disks_said(None, same_command_again):
+            uri = store.use_tracking_uri(tracking_uri)
+            refuse_full_disks()
+            run = queries.find_run(run_ref)
+            run_id = run.info.run_id
+            if run.data.tags.get(TAG_COMMAND) != "run":
+                raise UsageError(f"Run {run_id[:8]} is not a 'daeflow run' run; only those resume.")
+            if early is not None and early.run_id != run_id:
+                early.release()  # `run_ref` named another run
+            held = early is not None and early.run_id == run_id
+            with early if held else RunFolder(run_id) as folder:  # one process per run here
+                refuse_if_held_elsewhere(run)
+                return _resume_held(run, folder, overrides, uri, write)
+    finally:
+        if early is not None:
+            early.release()
+
+
+def _kept_and_held(run_ref: str) -> RunFolder | None:
+    """The folder of the run kept here whose id starts with `run_ref`, its lease taken; None
+    when no single kept run matches (a run name, or a run trained elsewhere)."""
+    from daeflow.workflow.run_folder import find_kept
+
+    try:
+        folder = find_kept(run_ref)
+    except UsageError:
+        return None
+    return folder.take_lease()
 
 
 def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
     from daeflow.data.digest import sha256_digest
+    from daeflow.data.prepare import prepare_data
     from daeflow.track import queries, runs
     from daeflow.train import checkpoints
     from daeflow.train.callbacks import TrainingState
@@ -83,7 +106,14 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
             "another --time-budget with --resume."
         )
     provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
-    prepared = prepare(config, write, provided)
+    logged = run.data.params.get("data.range")
+    data = prepare_data(
+        config.data, provided.spec, config.train.seed, config.train.patch_size,
+        float(logged) if logged else None,
+    )  # fmt: skip
+    for line in data.lines:
+        write(line)
+    prepared = prepare(config, write, provided, data)
     main = prepared.data.pairs[0]
     digest = sha256_digest(main[1], *([main[2]] if main[2] is not None else []))
     if digest != run.data.tags.get(TAG_TRAIN_DIGEST):

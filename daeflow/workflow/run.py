@@ -10,6 +10,7 @@ from daeflow import __version__
 from daeflow.config import RunConfig
 from daeflow.data.digest import sha256_digest
 from daeflow.data.prepare import PreparedData, prepare_data
+from daeflow.data.ranges import RANGE_RULE
 from daeflow.plugin import building, hyperparams
 from daeflow.plugin.registry import get_architecture
 from daeflow.track.names import (
@@ -91,7 +92,8 @@ def prepare(
     params, arch = config.arch_params, provided.spec
     if data is None:
         data = prepare_data(config.data, arch, config.train.seed, config.train.patch_size)
-        write(f"Using {data.range_note}.")
+        for line in data.lines:
+            write(line)
     probe = building.probe_size(
         data.source.image_shape, arch.size_multiple, config.train.patch_size
     )
@@ -476,7 +478,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     from daeflow.infer.evaluation import evaluate
     from daeflow.quality.scores import summary
     from daeflow.runtime.signals import stop_point
-    from daeflow.track import flavor, names, queries
+    from daeflow.track import flavor, names, queries, view
     from daeflow.workflow import run_report
     from daeflow.workflow.run_report import cost_metrics, write_test_report
 
@@ -505,10 +507,11 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
         ("architecture", f"{arch.name} ({plugin.distribution} {plugin.version})"),
         ("hyperparameters", " ".join(f"{k}={v}" for k, v in config.arch_params.items())),
         ("data", f"{data.pairs[0][3]}, {data.params['data.shape']} {data.params['data.dtype']}"),
-        ("data range", f"{data.data_range:g}"),
+        ("data range", f"{data.data_range:g} ({data.params[RANGE_RULE]})"),
         ("data digest (SHA-256)", digest),
         ("split", f"train {len(data.train)}, validation {len(data.val)}, test {len(data.test)}"),
         ("stopped by", result.stop_reason),
+        *([("clean targets", data.targets_note)] if data.targets_note else []),
     ]
     page = run_report.run_page(
         f"daeflow run: {arch.name}", facts, metrics, baselines, result.history,
@@ -516,8 +519,11 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     )  # fmt: skip
     (results / "report.html").write_text(page)
     flavor.save_local(result.model, folder.model, model_metadata(prepared), plugin.distribution)
-    folder.write_final(names.tracked(metrics), {TAG_STOP_REASON: result.stop_reason})
+    tags = {TAG_STOP_REASON: result.stop_reason, **view.headline(metrics, arch.name)}
+    folder.write_final(names.tracked(metrics), tags)
     notes = run_report.notes(metrics, baselines, arch.name)
+    if data.targets_note:  # said before training too; the numbers it qualifies come now
+        notes.insert(0, data.targets_note)
     return Trained(result, metrics, "", notes, baselines)
 
 

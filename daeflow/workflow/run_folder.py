@@ -166,6 +166,8 @@ class RunFolder:
         """Hold the run for this process, or refuse in one line naming the holder."""
         import fcntl
 
+        if self._lock is not None:
+            return self  # held by this process already
         self.create()
         handle = open(self.path / self.LEASE, "a+")  # noqa: SIM115 - held until release()
         try:

@@ -2,9 +2,10 @@
 
 The check reads the folder without importing anything from it (see
 `daeflow.track.model_check`). `serve` checks a private copy of the model (downloaded for
-runs:/ and models:/ URIs, copied for a folder) and starts MLflow's scoring server
-(`mlflow models serve --env-manager local`) on that same copy, with the interpreter's own
-`bin` folder first on the PATH, so that `uvicorn` is found without an activated venv.
+runs:/ and models:/ URIs, copied for a folder) and serves that same copy with MLflow's
+scoring app as `mlflow models serve --env-manager local` does, run by this interpreter's
+uvicorn behind daeflow's guard (`daeflow.track.scoring_guard`: bodies over a limit refused,
+error replies in one sentence without the input), so no activated venv is needed.
 """
 
 import contextlib
@@ -69,16 +70,9 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
-def scoring_server_command(folder: Path, host: str, port: int, workers: int) -> list[str]:
-    """`mlflow models serve` on a local model folder, in this interpreter, no new environment."""
-    return [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", str(folder),
-        "--env-manager", "local", "-h", host, "-p", str(port), "-w", str(workers),
-    ]  # fmt: skip
-
-
 def scoring_server_env() -> dict[str, str]:
-    """The environment with this interpreter's bin folder (uvicorn, mlflow) first on PATH."""
+    """The environment with this interpreter's bin folder first on PATH (for what the
+    server may start)."""
     here = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     return {**os.environ, "PATH": here + (os.pathsep + path if path else "")}
@@ -91,9 +85,13 @@ def serve_model(
     workers: int = 1,
     tracking_uri: str | None = None,
     write=print,
+    max_body: int | None = None,
 ) -> int:
-    """Check the model, then run MLflow's scoring server on the checked copy until it stops
-    (Ctrl-C, SIGTERM: passed on to the server); the server's exit code."""
+    """Check the model, then serve the checked copy until the server stops (Ctrl-C, SIGTERM:
+    passed on to it); the server's exit code. Request bodies over `max_body` bytes (default:
+    from the model's params "max_bytes", see scoring_guard) are refused."""
+    from daeflow.data.arrays import readable_bytes
+    from daeflow.track import scoring_guard
     from daeflow.track.model_check import checked_model
 
     check_port(host, port)
@@ -102,9 +100,13 @@ def serve_model(
     try:
         folder = checked_model(model_uri, private / "model", copy_local=True)
         write(f"Checked {model_uri}: {folder.summary()}.")
-        write(f"Serving it at http://{host}:{port}/invocations (Ctrl-C stops it).")
-        command = scoring_server_command(folder.path, host, port, workers)
-        return run_forwarding_signals(command, scoring_server_env())
+        max_body = max_body or scoring_guard.max_body_for(folder.path)
+        write(
+            f"Serving it at http://{host}:{port}/invocations, request bodies up to "
+            f"{readable_bytes(max_body)} (Ctrl-C stops it)."
+        )
+        command, env = scoring_guard.server_command(folder.path, host, port, workers, max_body)
+        return run_forwarding_signals(command, {**scoring_server_env(), **env})
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
@@ -123,15 +125,15 @@ def run_forwarding_signals(command: list[str], env: dict[str, str]) -> int:
     previous = {number: signal.signal(number, forward) for number in STOP_SIGNALS}
     try:
         code = child.wait()
-        # MLflow's command may end before the server it started: the port is free only
-        # when the whole group is gone.
+        # uvicorn's supervisor may end before its workers: the port is free only when the
+        # whole group is gone.
         _end_group(child.pid)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
     if code < 0:
         return 128 - code
-    if stopped_by and code != 0:  # MLflow's command exits 1 on a Ctrl-C it was sent
+    if stopped_by and code != 0:  # a server may exit 1 on a Ctrl-C it was sent
         return 128 + stopped_by[0]
     return code
 
