@@ -109,9 +109,10 @@ def _units_named(text: str) -> set[str]:
     return found
 
 
-def test_readme_package_docstring_and_layers_name_the_same_units():
-    """The README's layout block, daeflow/__init__.py's docstring and LAYERS agree."""
-    readme = (PACKAGE.parent / "README.md").read_text()
+def test_docs_package_docstring_and_layers_name_the_same_units():
+    """The layout block of docs/development.md, daeflow/__init__.py's docstring and LAYERS
+    agree."""
+    readme = (PACKAGE.parent / "docs" / "development.md").read_text()
     block = readme[
         readme.index("```\ndaeflow/\n") : readme.index("```", readme.index("daeflow/\n"))
     ]

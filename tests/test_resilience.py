@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 EPOCHS = 6
 # A resumed run trains the same batches from the same weights and optimizer state: on the
 # CPUs measured its test PSNR equals an uninterrupted run's to the last digit. This is
-# the tolerance a test allows (see README, "Long runs and teams").
+# the tolerance a test allows (see docs/long-runs.md, "Long runs and teams").
 TOLERANCE_DB = 0.01
 
 

@@ -339,7 +339,7 @@ def one_line_exit_2(done: subprocess.CompletedProcess, *fragments) -> str:
 
 
 def test_the_tampered_folders_run_code_through_mlflows_own_loader(saved_model_folder, tmp_path):
-    """What daeflow cannot prevent (the README says so): MLflow's loader imports the `code`
+    """What daeflow cannot prevent (docs/models.md says so): MLflow's loader imports the `code`
     package and unpickles python_model.pkl before any daeflow code runs. This also proves
     that the folders the next test refuses are live."""
     folders = [tampered(saved_model_folder, tmp_path, kind) for kind in TAMPERED]

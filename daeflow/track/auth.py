@@ -115,7 +115,7 @@ def _admin_password(folder: Path, first_start: bool, write: Callable[[str], obje
         if not first_start:
             write(
                 f"The {ADMIN!r} account exists already: {PASSWORD_VARIABLE} is not used. "
-                "Change its password with MLflow's update_user_password (see the README)."
+                "Change its password with MLflow's update_user_password (see docs/long-runs.md)."
             )
         return given
     kept = folder / PASSWORD_FILE
