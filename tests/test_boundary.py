@@ -197,3 +197,18 @@ def test_runs_on_an_empty_store_says_so(tmp_path):
     result = runner.invoke(app, ["runs", "--tracking-uri", uri])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"No training runs in {uri}."
+
+
+def test_runs_of_one_seed_get_different_names(tracking_uri):
+    """MLflow draws run names from Python's `random`, which a run seeds with --seed."""
+    import random
+
+    from daeflow.track import runs
+
+    names = []
+    for _ in range(3):
+        random.seed(0)
+        with runs.tracked_run("names", None, {}) as active:
+            names.append(active.info.run_name)
+        assert random.random() == random.Random(0).random()  # the seeded state is kept
+    assert len(set(names)) == 3, names

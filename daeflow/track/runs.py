@@ -43,7 +43,7 @@ def tracked_run(
     if run_id is not None:
         run = mlflow.start_run(run_id=run_id, tags=tags)
     else:
-        run = mlflow.start_run(run_name=run_name, tags=tags, nested=nested)
+        run = mlflow.start_run(run_name=run_name or fresh_name(), tags=tags, nested=nested)
     # The first SIGTERM or Ctrl-C stops the work; later ones cannot leave the run RUNNING.
     with StopSignals("Stopped by signal SIGTERM; the run is marked KILLED.") as stops:
         try:
@@ -124,6 +124,23 @@ def begin_shutdown(write=print) -> None:
     if stops is not None:
         saying = "Stopping: saving what the run has; it is marked KILLED when done."
         stops.stopping(saying, write)
+
+
+def fresh_name() -> str | None:
+    """MLflow's random run name, drawn apart from Python's seeded `random` state: a run seeds
+    it with its --seed before it starts, so every run of one seed got the same name."""
+    import random
+
+    try:
+        from mlflow.utils.name_utils import _generate_random_name
+    except ImportError:  # moved in a later MLflow: let MLflow name the run
+        return None
+    state = random.getstate()
+    random.seed()  # from the system's entropy
+    try:
+        return _generate_random_name()
+    finally:
+        random.setstate(state)
 
 
 def set_tag_of(run_id: str, key: str, value: str) -> None:
