@@ -16,7 +16,7 @@ Gaussian sigma 25, uint8). Runs in seconds on a CPU:
 """
 
 import numpy as np
-import skimage.data
+import photos
 
 from daeflow.data import profile
 from daeflow.data.arrays import ImageArray
@@ -28,18 +28,8 @@ SCALES = {"float": None, "12-bit": 4095, "8-bit": 255}
 
 
 def crops(size: int = 64) -> np.ndarray:
-    """Grey (N, size, size) crops on [0, 1] of scikit-image's sample photographs."""
-    found = []
-    for name in PHOTOS:
-        image = getattr(skimage.data, name)()
-        image = image if image.ndim == 2 else image.mean(-1)
-        height, width = image.shape
-        found += [
-            image[i : i + size, j : j + size]
-            for i in range(0, height - size + 1, size)
-            for j in range(0, width - size + 1, size)
-        ]
-    return np.stack(found)[..., None] / 255.0
+    """Grey crops on [0, 1] of PHOTOS (bench/photos.py)."""
+    return photos.crops(PHOTOS, size)[..., None]
 
 
 def stored(images: np.ndarray, scale) -> np.ndarray:

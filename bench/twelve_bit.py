@@ -29,25 +29,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import skimage.data
+import photos
 
 CHOICES = (("default (12-bit)", []), ("--data-range 65535", ["--data-range", "65535"]))
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "moon", "coins", "rocket", "page", "text")
 
 
 def crops(size: int = 64) -> np.ndarray:
-    """Grey (N, size, size) crops on [0, 1] of scikit-image's sample photographs."""
-    found = []
-    for name in PHOTOS:
-        image = getattr(skimage.data, name)().astype(np.float64)
-        image = image if image.ndim == 2 else image.mean(-1)
-        height, width = image.shape
-        found += [
-            image[i : i + size, j : j + size]
-            for i in range(0, height - size + 1, size)
-            for j in range(0, width - size + 1, size)
-        ]
-    return np.stack(found) / 255.0
+    """Grey crops on [0, 1] of PHOTOS (bench/photos.py)."""
+    return photos.crops(PHOTOS, size)
 
 
 def twelve_bit_pairs(peak: float, read: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
