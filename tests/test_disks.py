@@ -97,6 +97,13 @@ def test_mlflow_log_lines_go_to_the_run_log_file_not_the_terminal(
     assert said == ""
     written = (tmp_path / "daeflow.log").read_text()
     assert "ERROR mlflow.store.db.utils" in written and "sending a record failed" in written
-    # Outside a run, MLflow's loggers are as MLflow set them.
+    # Outside a run, MLflow's loggers are as MLflow set them, but for daeflow's background
+    # threads: one still sending after the run failed says nothing on the terminal.
     logging.getLogger("mlflow.store.db.utils").error("after the run")
     assert "after the run" in capfd.readouterr().err
+    from daeflow.runtime.workers import Worker
+
+    late = Worker(lambda: logging.getLogger("mlflow.store.db.utils").error("late"), "journal")
+    late.start()
+    late.join()
+    assert "late" not in capfd.readouterr().err

@@ -10,13 +10,14 @@ import logging
 import threading
 
 log = logging.getLogger("daeflow.workers")
+PREFIX = "daeflow-"  # every worker's thread name: daeflow-<job>
 
 
 class Worker(threading.Thread):
     """A daemon thread running `work()`; `error` is the exception that ended it, if any."""
 
-    def __init__(self, work, name: str):
-        super().__init__(name=name, daemon=True)
+    def __init__(self, work, job: str):
+        super().__init__(name=PREFIX + job, daemon=True)
         self.work, self.error = work, None
 
     def run(self) -> None:

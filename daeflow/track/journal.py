@@ -42,7 +42,7 @@ class Journal:
         self.last_failure: Exception | None = None  # the store's latest refusal, if any
         self.worker = None
         if start_sender:
-            self.worker = Worker(self._send_all, "daeflow-journal")
+            self.worker = Worker(self._send_all, "journal")
             self.worker.start()
 
     # Recording (the training thread)

@@ -29,7 +29,7 @@ class CheckpointUploader:
         self.pending: queue.Queue = queue.Queue()
         self.owed: dict[str, Path] = {}  # LAST / BEST -> the folder not yet uploaded there
         self.uploaded = 0
-        self.worker = Worker(self._work, "daeflow-uploads")
+        self.worker = Worker(self._work, "uploads")
         self.worker.start()
 
     def submit(self, folder: Path, is_best: bool) -> None:
