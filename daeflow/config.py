@@ -11,7 +11,7 @@ from typing import Any
 
 from daeflow.errors import UsageError
 from daeflow.plugin.hyperparams import convert
-from daeflow.plugin.specs import HyperParam
+from daeflow.plugin.specs import PARAM_TYPES, HyperParam
 from daeflow.runtime.devices import parse_devices
 from daeflow.runtime.precision import PRECISIONS
 
@@ -122,12 +122,11 @@ DATA_PARAMS = (
     ),
 )
 DATA_PATHS = ("clean", "noisy", "data", "groups", "val_data", "test_data")  # files, on the CLI
-PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def python_type(param: HyperParam):
     """The Python type of a declared option's values (optional when its default is None)."""
-    kind = PYTHON_TYPES[param.type]
+    kind = PARAM_TYPES[param.type]
     return kind | None if param.default is None else kind
 
 

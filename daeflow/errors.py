@@ -3,6 +3,12 @@
 import os
 
 
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception's message on one line (each run of whitespace one space), cut at `limit`."""
+    text = " ".join(str(exc).split())
+    return text if limit is None else text[:limit]
+
+
 class DaeflowError(Exception):
     """Base class: a problem the user can fix, explained in one line."""
 

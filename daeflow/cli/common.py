@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from daeflow.errors import DaeflowError, Interrupted, debugging
+from daeflow.errors import DaeflowError, Interrupted, debugging, one_line
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -84,7 +84,7 @@ def _message(exc: BaseException) -> tuple[str, int]:
 
     from daeflow.runtime import disks
 
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     if disks.is_full(exc) and not isinstance(exc, OSError):  # SQLite's "database ... full"
         places = []
         if "mlflow" in sys.modules:  # the store in use, without importing MLflow for it

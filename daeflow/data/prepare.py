@@ -9,7 +9,7 @@ from daeflow.data import profile
 from daeflow.data.arrays import ImageArray, load_array, read_header
 from daeflow.data.checks import check_multiple, check_pair_headers, validated_pair
 from daeflow.data.pairs import PairSource
-from daeflow.data.ranges import RANGE_RULE, given_range
+from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
 from daeflow.plugin import hyperparams
@@ -178,7 +178,7 @@ def prepare_data(
     params = {
         "data.shape": str(clean.shape),
         "data.dtype": str(clean.dtype),
-        "data.range": data_range,
+        RANGE_PARAM: data_range,
         RANGE_RULE: chosen.rule,
         "data.channels": clean.shape[-1],
         "split.train": len(train),

@@ -44,6 +44,7 @@ from daeflow.data.arrays import ImageArray
 from daeflow.errors import DataError
 
 BIT_DEPTHS = (10, 12, 14)  # what uint16 data may hold below 16 bits; uint8 is always 8-bit
+RANGE_PARAM = "data.range"  # the MLflow param: the range every number was scored on
 RANGE_RULE = "data.range_rule"  # the MLflow param: how the range was chosen
 
 

@@ -58,7 +58,7 @@ def load_keras_file(path, where: str | None = None, compile: bool = False):
     unless `compile` (a checkpoint, whose optimizer state is needed)."""
     from pathlib import Path
 
-    from daeflow.errors import ModelLoadError
+    from daeflow.errors import ModelLoadError, one_line
 
     path, where = Path(path), where or str(path)
     if path.suffix in (".h5", ".hdf5"):
@@ -89,7 +89,7 @@ def load_keras_file(path, where: str | None = None, compile: bool = False):
             warnings.filterwarnings("error", message="Skipping invalid path", category=UserWarning)
             return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:
-        text = " ".join(str(exc).split())
+        text = one_line(exc)
         if isinstance(exc, UserWarning):
             reason = (
                 f"{text.rstrip('.')}: a member is named to be unpacked outside the model's "

@@ -61,25 +61,26 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
-def is_full(exc: BaseException) -> bool:
-    """Whether `exc` (or an error it came from) says a disk or a database is full."""
-    for link in _chain(exc):
-        if isinstance(link, OSError) and link.errno in FULL_ERRNOS:
-            return True
-        if any(text in str(link) for text in FULL_TEXTS):
-            return True
-    return False
-
-
-def reason(exc: BaseException) -> str:
-    """The few words that say the disk is full, as the system or SQLite put them."""
+def _words(exc: BaseException) -> str | None:
+    """The few words that say a disk or a database is full, in `exc` or an error it came
+    from, as the system or SQLite put them; None if none says so."""
     for link in _chain(exc):
         if isinstance(link, OSError) and link.errno in FULL_ERRNOS:
             return link.strerror or os.strerror(link.errno)
         for text in FULL_TEXTS:
             if text in str(link):
                 return text
-    return "no space left"
+    return None
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether `exc` (or an error it came from) says a disk or a database is full."""
+    return _words(exc) is not None
+
+
+def reason(exc: BaseException) -> str:
+    """The few words that say the disk is full, as the system or SQLite put them."""
+    return _words(exc) or "no space left"
 
 
 def filename(exc: BaseException) -> str | None:

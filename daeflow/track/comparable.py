@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from daeflow.data.ranges import RANGE_PARAM
 from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST, TAG_TRAIN_DIGEST, tag_digest
 
 DIGEST_TAGS = (TAG_TRAIN_DIGEST, TAG_EVALUATION_DIGEST)
@@ -91,7 +92,7 @@ def scored_on(params: Mapping, tags: Mapping) -> ScoredOn:
         data=data_digest(tags) or UNKNOWN,
         noise=_noise(params),
         split=_split(params, tags),
-        data_range=_number(params.get("data.range")),
+        data_range=_number(params.get(RANGE_PARAM)),
     )
 
 

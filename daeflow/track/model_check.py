@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from daeflow.errors import ModelLoadError
+from daeflow.errors import ModelLoadError, one_line
 from daeflow.runtime.backend import check_keras_archive
 
 FLAVOR_MODULE = "daeflow.mlflow_flavor"
@@ -148,8 +148,9 @@ def _read_mlmodel(mlmodel: Path, where: str) -> dict:
     try:
         conf = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        text = " ".join(str(exc).split())[:300]
-        raise ModelLoadError(f"The MLmodel file of {where} cannot be read: {text}.") from None
+        raise ModelLoadError(
+            f"The MLmodel file of {where} cannot be read: {one_line(exc, 300)}."
+        ) from None
     if not isinstance(conf, dict):
         raise ModelLoadError(f"The MLmodel file of {where} is not a YAML mapping.")
     return conf
@@ -210,7 +211,7 @@ def _check_keras_archive(keras_file: Path, refuse: str, where: str) -> tuple[str
         with zipfile.ZipFile(keras_file) as archive:
             members = archive.namelist()
             text = archive.read("config.json")
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ModelLoadError(
             f"{refuse} its .keras file {name!r} is not a valid zip archive ({exc})."
         ) from None
@@ -220,8 +221,6 @@ def _check_keras_archive(keras_file: Path, refuse: str, where: str) -> tuple[str
             raise ModelLoadError(
                 f"{refuse} {name!r} holds {member!r}, which a Keras model file does not."
             )
-    if text is None:
-        raise ModelLoadError(f"{refuse} {name!r} holds no config.json.")
     try:
         layers = json.loads(text)
     except (ValueError, UnicodeDecodeError):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import mlflow
 
-from daeflow.errors import ModelLoadError, UsageError
+from daeflow.errors import ModelLoadError, UsageError, one_line
 from daeflow.track.names import VIEW_KEY
 
 FULL_ID = 32
@@ -188,7 +188,6 @@ def local_model_path(uri: str, into: Path | None = None) -> Path:
         dst = None if into is None else str(into)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
     except Exception as exc:
-        text = " ".join(str(exc).split())
         raise ModelLoadError(
-            f"Cannot fetch model {uri}: {text[:300]}. Check the URI and --tracking-uri."
+            f"Cannot fetch model {uri}: {one_line(exc, 300)}. Check the URI and --tracking-uri."
         ) from None

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from daeflow.errors import TrainingError
 from daeflow.runtime import disks
 from daeflow.runtime.backend import load_keras
 from daeflow.train.callbacks import TrainingState
@@ -155,7 +154,7 @@ class Unreadable(Exception):
 
 def read_one(folder: Path, checkpoint: Path) -> Checkpoint:
     """One checkpoint of `folder`, with the best weights so far from its best epoch's."""
-    from daeflow.errors import DaeflowError
+    from daeflow.errors import DaeflowError, one_line
     from daeflow.runtime.backend import load_keras_file
 
     try:
@@ -165,14 +164,15 @@ def read_one(folder: Path, checkpoint: Path) -> Checkpoint:
     try:
         model = load_keras_file(checkpoint / MODEL, compile=True)
     except (DaeflowError, OSError, ValueError) as exc:
-        raise Unreadable(f"its {MODEL}: {' '.join(str(exc).split())[:160]}") from None
+        raise Unreadable(f"its {MODEL}: {one_line(exc, 160)}") from None
     if state.best_epoch:
         best = Path(folder) / checkpoint_name(state.best_epoch)
         try:
             source = model if best == checkpoint else load_keras_file(best / MODEL)
         except (DaeflowError, OSError, ValueError) as exc:
-            reason = " ".join(str(exc).split())[:160]
-            raise Unreadable(f"its best epoch's checkpoint {best.name}: {reason}") from None
+            raise Unreadable(
+                f"its best epoch's checkpoint {best.name}: {one_line(exc, 160)}"
+            ) from None
         state.best_weights = source.get_weights()
     return Checkpoint(model, state)
 
@@ -207,11 +207,3 @@ def adopt(folder: Path, downloaded: Path) -> Path | None:
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(str(downloaded), target)
     return target
-
-
-def read(folder: Path) -> Checkpoint:
-    """The newest checkpoint of a run folder, with the best weights so far."""
-    checkpoint, _ = read_newest(folder)
-    if checkpoint is None:
-        raise TrainingError(f"No checkpoint in {folder}; this run cannot be resumed.")
-    return checkpoint

@@ -6,7 +6,7 @@ from daeflow.data.arrays import load_array, read_header
 from daeflow.data.checks import validated_pair
 from daeflow.data.pairs import PairSource
 from daeflow.data.profile import noise_profile, noisy_targets
-from daeflow.data.ranges import RANGE_RULE
+from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE
 from daeflow.errors import DataError
 from daeflow.infer.evaluation import evaluate
 from daeflow.infer.images import check_layout, images_shape
@@ -70,7 +70,7 @@ def evaluate_model(
                     "arch": denoiser.arch or "unknown",
                     "data.clean_path": clean_path,
                     "data.noisy_path": noisy_path,
-                    "data.range": data_range,
+                    RANGE_PARAM: data_range,
                     RANGE_RULE: chosen.rule,
                     "data.shape": str(clean.shape),
                     "data.dtype": str(clean.dtype),

@@ -44,11 +44,10 @@ def publish_kept(folder: RunFolder, model, metadata: dict, distribution: str, pa
     """
     try:
         return publish(folder, model, metadata, distribution, patience)
-    except Exception as exc:
-        if type(exc).__name__ in ("Interrupted", "KeyboardInterrupt"):
-            raise
-        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-        raise kept_for_sync(folder, reason, exc) from None
+    except Exception as exc:  # not Interrupted, KeyboardInterrupt: those are BaseExceptions
+        from daeflow.errors import one_line
+
+        raise kept_for_sync(folder, f"{type(exc).__name__}: {one_line(exc, 200)}", exc) from None
 
 
 def publish(

@@ -4,6 +4,7 @@ Each version carries a model card (Markdown, shown by the MLflow UI as its descr
 written from what the run logged, and tags for searching the registry.
 """
 
+from daeflow.data.ranges import RANGE_PARAM
 from daeflow.errors import UsageError
 from daeflow.track.names import TAG_EPOCHS_DONE, TAG_MODEL_CHECK, TAG_TRAIN_DIGEST
 
@@ -45,7 +46,7 @@ def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
         f"architecture: `{arch}` from plugin `{params.get('plugin.distribution', '?')}` "
         f"{params.get('plugin.version', '')}" + (f" ({hyper})" if hyper else ""),
         f"data: {params.get('data.shape', '?')} {params.get('data.dtype', '?')}, data range "
-        f"{params.get('data.range', '?')}, SHA-256 `{tags.get(TAG_TRAIN_DIGEST, '?')}`",
+        f"{params.get(RANGE_PARAM, '?')}, SHA-256 `{tags.get(TAG_TRAIN_DIGEST, '?')}`",
         f"split: train {params.get('split.train', '?')}, validation "
         f"{params.get('split.val', '?')}, test {params.get('split.test', '?')}; "
         f"seed {params.get('seed', '?')}",
@@ -81,7 +82,7 @@ def card_tags(run) -> dict:
         "plugin": params.get("plugin.distribution"),
         "data.sha256": run.data.tags.get(TAG_TRAIN_DIGEST),
         "data.dtype": params.get("data.dtype"),
-        "data.range": params.get("data.range"),
+        RANGE_PARAM: params.get(RANGE_PARAM),
         "precision": params.get("precision.policy"),
         "test_psnr": value(metrics, "test_psnr"),
         "test_ssim": value(metrics, "test_ssim"),

@@ -49,7 +49,11 @@ def resume(run_ref: str, overrides: dict, tracking_uri: str | None, write=print)
     early = _kept_and_held(run_ref)
     try:
         from daeflow.track import log_file, queries, store
-        from daeflow.workflow.run import full_disks_said, refuse_full_disks, same_command_again
+        from daeflow.workflow.full_disks import (
+            full_disks_said,
+            refuse_full_disks,
+            same_command_again,
+        )
 
         with log_file.off_terminal(), full_disks_said(None, same_command_again):
             uri = store.use_tracking_uri(tracking_uri)
@@ -106,7 +110,9 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
             "another --time-budget with --resume."
         )
     provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
-    logged = run.data.params.get("data.range")
+    from daeflow.data.ranges import RANGE_PARAM
+
+    logged = run.data.params.get(RANGE_PARAM)
     data = prepare_data(
         config.data, provided.spec, config.train.seed, config.train.patch_size,
         float(logged) if logged else None,

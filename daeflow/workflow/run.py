@@ -1,6 +1,5 @@
 """`daeflow run`: the one place where plugin, data, train, infer and track meet for a run."""
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from daeflow.track.names import (
     TAG_TRAIN_DIGEST,
     tag_digest,
 )
+from daeflow.workflow.full_disks import full_disks_said, refuse_full_disks, same_command_again
 from daeflow.workflow.run_folder import RunFolder
 
 PROBE_PICTURES = 10
@@ -426,28 +426,6 @@ def _then(run_id: str, state, resumed: bool) -> str:
     return f"run: {next_command(run_id, 'FAILED')}"
 
 
-@contextlib.contextmanager
-def full_disks_said(folder: RunFolder | None, then):
-    """Within the block, an error that says a disk is full becomes DiskFull naming which (the
-    run's folder, the sqlite file, the artifact folder) and what to type next: `then()`."""
-    from daeflow.errors import DaeflowError, DiskFull
-    from daeflow.runtime import disks
-    from daeflow.track import store
-
-    try:
-        yield
-    except DaeflowError:
-        raise  # one line already
-    except Exception as exc:
-        local = [disks.Place(disks.LOCAL, folder.path)] if folder is not None else []
-        place = disks.full_place(exc, [*local, *store.places()])
-        if place is None:
-            raise
-        raise DiskFull(
-            f"{place.subject()} is full ({disks.reason(exc)}). Free some space there, then {then()}"
-        ) from exc
-
-
 def forget_local(trained: Trained) -> None:
     """Remove the run's local folder: the tracking store holds everything now."""
     if trained.folder is not None:
@@ -548,21 +526,6 @@ def run(config: RunConfig, write=print) -> RunOutcome:
             trained = train_in_active_run(prepared, write)
     forget_local(trained)
     return outcome(active, tracking_uri, trained)
-
-
-def refuse_full_disks() -> None:
-    """Refuse in one line, before any work, a run whose folder or store has no room left."""
-    from daeflow.runtime import disks
-    from daeflow.track import store
-    from daeflow.workflow.run_folder import runs_root
-
-    local = disks.Place(disks.LOCAL, runs_root())
-    disks.refuse_full([local, *store.places()], same_command_again())
-
-
-def same_command_again() -> str:
-    """What to type once there is room again, for a run that failed before it trained."""
-    return "run the same command again."
 
 
 def remember_end(run_id: str, status: str) -> None:

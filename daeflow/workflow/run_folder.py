@@ -97,8 +97,13 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
-    def exists(self) -> bool:
-        return self.path.is_dir()
+    def _read(self, name: str) -> dict | None:
+        """One of the folder's JSON files; None when it is missing or damaged."""
+        try:
+            found = json.loads((self.path / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     # What the run records here.
 
@@ -109,10 +114,7 @@ class RunFolder:
 
     def recorded_store(self) -> str | None:
         """The tracking URI the run was logged to, as its folder records it."""
-        try:
-            return json.loads((self.path / self.STORE).read_text())["tracking_uri"]
-        except (OSError, ValueError, KeyError):
-            return None
+        return (self._read(self.STORE) or {}).get("tracking_uri")
 
     def write_final(self, metrics: dict, tags: dict) -> None:
         """The test metrics and the tags that end the run: training has ended.
@@ -136,10 +138,7 @@ class RunFolder:
 
     def published(self) -> dict:
         """What the store has taken already of the results kept here."""
-        try:
-            return json.loads((self.path / self.PUBLISHED).read_text())
-        except (OSError, ValueError):
-            return {}
+        return self._read(self.PUBLISHED) or {}
 
     def remember_end(self, status: str) -> None:
         """The status the run should have and the store could not take."""
@@ -147,10 +146,7 @@ class RunFolder:
         write_atomically(self.path / self.ENDED, json.dumps({"status": status}))
 
     def remembered_end(self) -> str | None:
-        try:
-            return json.loads((self.path / self.ENDED).read_text())["status"]
-        except (OSError, ValueError, KeyError):
-            return None
+        return (self._read(self.ENDED) or {}).get("status")
 
     def forget_end(self) -> None:
         (self.path / self.ENDED).unlink(missing_ok=True)
@@ -200,8 +196,8 @@ class RunFolder:
     def holder(self) -> Holder | None:
         """Who last took the lease, as the lease file says."""
         try:
-            return Holder(**json.loads((self.path / self.LEASE).read_text()))
-        except (OSError, ValueError, TypeError):
+            return Holder(**(self._read(self.LEASE) or {}))
+        except TypeError:  # not (yet) signed
             return None
 
     def _holder_when_written(self, wait: float = 2.0) -> Holder | None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from daeflow.config import DataOptions, RunConfig, TrainOptions
-from daeflow.errors import DaeflowError, UsageError
+from daeflow.errors import DaeflowError, UsageError, one_line
 from daeflow.track.names import TAG_COMMAND
 from daeflow.workflow.space import Dimension, check_space, parse_space
 
@@ -94,8 +94,7 @@ def open_storage(url: str):
                 url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120
             )
     except Exception as exc:  # a bad URL, an unreachable database, a missing driver
-        reason = " ".join(str(exc).split())[:200]
-        raise UsageError(f"--storage {url!r} cannot be used: {reason}") from None
+        raise UsageError(f"--storage {url!r} cannot be used: {one_line(exc, 200)}") from None
 
 
 def make_sampler(options: StudyOptions, space: dict[str, Dimension], seed: int):
