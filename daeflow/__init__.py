@@ -7,7 +7,8 @@ Sub-packages, lowest first; a module imports only from packages below its own
     runtime           importing Keras quietly, precision, devices, signals, tile sizes,
                       full disks, background threads
     plugin            hook contract, spec classes, hyperparameters, manager, registry
-    config, architectures   validated run options; the built-in architecture plugins
+    config, architectures, objectives   validated run options; the built-in architecture
+                      and training-objective plugins
     data              arrays, checks, splits, noise models, scaled pairs, digests
     quality           metrics, classical baselines, image grids, HTML and charts
     track             every MLflow call
@@ -20,8 +21,8 @@ Sub-packages, lowest first; a module imports only from packages below its own
 """
 
 from daeflow.plugin.hookspecs import hookimpl
-from daeflow.plugin.specs import Architecture, HyperParam, NoiseModel
+from daeflow.plugin.specs import Architecture, HyperParam, NoiseModel, Objective
 
 __version__ = "0.1.0"
 
-__all__ = ["Architecture", "HyperParam", "NoiseModel", "__version__", "hookimpl"]
+__all__ = ["Architecture", "HyperParam", "NoiseModel", "Objective", "__version__", "hookimpl"]

@@ -16,11 +16,19 @@ from daeflow.runtime.devices import parse_devices
 from daeflow.runtime.precision import PRECISIONS
 
 SCHEDULES = ("constant", "cosine", "step")
+OBJECTIVE_PREFIX = "objective."  # the objective's parameters, as params and sweep keys
 DEFAULT_EPOCHS = 20  # without --epochs; with --time-budget alone the budget ends training
 UNBOUNDED = 10**9  # the epoch limit Keras is given when the time budget alone ends training
 
 
 TRAIN_PARAMS = (
+    HyperParam(
+        "objective",
+        "str",
+        "supervised",
+        "What to learn from: supervised (clean targets), noise2noise, noise2void, r2r or a "
+        "plugin's (see 'daeflow objectives').",
+    ),
     HyperParam(
         "epochs",
         "int",
@@ -97,11 +105,21 @@ def parse_duration(text: str | float | None) -> float | None:
 
 DATA_PARAMS = (
     HyperParam("clean", "str", None, "Clean images, .npy of shape (N, H, W[, C])."),
-    HyperParam("noisy", "str", None, "Noisy images aligned with --clean."),
-    HyperParam("data", "str", None, "An .npz holding both arrays."),
+    HyperParam(
+        "noisy", "str", None, "Noisy images aligned with --clean (or alone, without clean)."
+    ),
+    HyperParam("noisy2", "str", None, "A second noisy shot of each --noisy image (noise2noise)."),
+    HyperParam("data", "str", None, "An .npz holding the arrays."),
     HyperParam("clean_key", "str", "clean", "Key of the clean array in --data."),
     HyperParam("noisy_key", "str", "noisy", "Key of the noisy array in --data."),
-    HyperParam("noise", "str", None, "Synthetic noise for clean-only data: gaussian, poisson, ..."),
+    HyperParam("noisy2_key", "str", "noisy2", "Key of the second noisy array in --data."),
+    HyperParam(
+        "noise",
+        "str",
+        None,
+        "Synthetic noise for clean-only data, or the known noise of --noisy data (r2r): "
+        "gaussian, poisson, ...",
+    ),
     HyperParam(
         "groups", "str", None, ".npy of one group id per image; a group stays in one split."
     ),
@@ -121,7 +139,15 @@ DATA_PARAMS = (
         "alignment_check", "bool", True, "Check that clean[i] and noisy[i] belong together."
     ),
 )
-DATA_PATHS = ("clean", "noisy", "data", "groups", "val_data", "test_data")  # files, on the CLI
+DATA_PATHS = (
+    "clean",
+    "noisy",
+    "noisy2",
+    "data",
+    "groups",
+    "val_data",
+    "test_data",
+)  # files, on the CLI
 
 
 def python_type(param: HyperParam):
@@ -199,22 +225,28 @@ class _TrainChecks:
         return epochs, None
 
     @classmethod
-    def from_strings(cls, values: dict[str, str], seed: int):
+    def from_strings(cls, values: dict[str, str], seed: int, objective_params=None):
         """Options from NAME=VALUE strings (sweep grids); unknown names are refused."""
         unknown = sorted(set(values) - set(TRAIN_PARAM_NAMES))
         if unknown:
             raise UsageError(
                 f"{unknown[0]!r} is not a training option. Choose from: "
-                f"{', '.join(TRAIN_PARAM_NAMES)}, or arch.<hyperparameter>."
+                f"{', '.join(TRAIN_PARAM_NAMES)}, arch.<hyperparameter> or "
+                f"{OBJECTIVE_PREFIX}<parameter>."
             )
-        return cls(**values, seed=seed)
+        return cls(**values, seed=seed, objective_params=dict(objective_params or {}))
 
 
 # How the network is trained: TRAIN_PARAMS, each value converted and checked by its
-# declaration, and the seed (a command option of its own).
+# declaration, the objective's parameters (--objective-param, checked by the objective's
+# own declaration) and the seed (a command option of its own).
 TrainOptions = make_dataclass(
     "TrainOptions",
-    [*_fields(TRAIN_PARAMS), ("seed", int, field(default=0))],
+    [
+        *_fields(TRAIN_PARAMS),
+        ("objective_params", dict[str, Any], field(default_factory=dict)),
+        ("seed", int, field(default=0)),
+    ],
     bases=(_TrainChecks,),
     namespace={"__module__": __name__},
 )
@@ -234,10 +266,14 @@ class RunConfig:
     quiet: bool = False
 
     def params(self) -> dict[str, Any]:
-        """Flat params for MLflow: training and data options, arch params prefixed."""
+        """Flat params for MLflow: training and data options, arch and objective params
+        prefixed."""
         flat = {"arch": self.arch}
         flat.update({f"arch.{k}": v for k, v in self.arch_params.items()})
-        flat.update(asdict(self.train))
+        train = asdict(self.train)
+        objective_params = train.pop("objective_params")
+        flat.update(train)
+        flat.update({f"{OBJECTIVE_PREFIX}{k}": v for k, v in objective_params.items()})
         data = asdict(self.data)
         noise_params = data.pop("noise_params")
         flat.update({f"data.{k}": v for k, v in data.items()})
@@ -256,10 +292,17 @@ class RunConfig:
             for name in TRAIN_PARAM_NAMES
             if name in params and params[name] != "None"
         }
+        objective_params = {
+            k[len(OBJECTIVE_PREFIX) :]: v
+            for k, v in params.items()
+            if k.startswith(OBJECTIVE_PREFIX)
+        }  # converted again by the objective's declaration
         return cls(
             arch=params["arch"],
             arch_params={k[5:]: v for k, v in params.items() if k.startswith("arch.")},
             data=DataOptions(**data),
-            train=TrainOptions.from_strings(train, seed=int(params.get("seed", 0))),
+            train=TrainOptions.from_strings(
+                train, seed=int(params.get("seed", 0)), objective_params=objective_params
+            ),
             experiment=experiment,
         )

@@ -10,7 +10,7 @@ LAYERS = (
     ("errors",),
     ("runtime",),
     ("plugin",),  # with daeflow/__init__.py, which re-exports the plugin API
-    ("config", "architectures"),
+    ("config", "architectures", "objectives"),
     ("data",),
     ("quality",),
     ("track",),

@@ -26,20 +26,24 @@ def _declared_options(params, paths=()) -> dict:
     return options
 
 
+def _with_pairs(options: dict, after: str, what: str) -> dict:
+    """`options` with a repeatable --AFTER-param KEY=VALUE option right after --AFTER."""
+    pairs = (_opt(list[str] | None, f"{what} parameter KEY=VALUE, repeatable."), None)
+    keys = list(options)
+    keys.insert(keys.index(after) + 1, f"{after}_param")
+    return {k: pairs if k == f"{after}_param" else options[k] for k in keys}
+
+
 def _data_options_declared() -> dict:
     from daeflow.config import DATA_PARAMS, DATA_PATHS
 
-    options = _declared_options(DATA_PARAMS, DATA_PATHS)
-    noise_param = (_opt(list[str] | None, "Noise parameter KEY=VALUE, repeatable."), None)
-    keys = list(options)
-    keys.insert(keys.index("noise") + 1, "noise_param")  # --noise-param after --noise
-    return {k: noise_param if k == "noise_param" else options[k] for k in keys}
+    return _with_pairs(_declared_options(DATA_PARAMS, DATA_PATHS), "noise", "Noise")
 
 
 def _train_options_declared() -> dict:
     from daeflow.config import TRAIN_PARAMS
 
-    return _declared_options(TRAIN_PARAMS)
+    return _with_pairs(_declared_options(TRAIN_PARAMS), "objective", "Objective")
 
 
 DATA_OPTIONS = _data_options_declared()
@@ -55,6 +59,10 @@ def _data_options(values: dict):
 
 
 def _train_values(values: dict):
+    from daeflow.plugin.hyperparams import split_pairs
+
+    given = values.pop("objective_param") or []
+    values["objective_params"] = split_pairs(given, "--objective-param")
     return values  # checked by config.TrainOptions, with the seed the command adds
 
 

@@ -144,11 +144,17 @@ def report(outcome) -> None:
     """Print the run id, test and noisy-input PSNR/SSIM, and where to look."""
     m = outcome.metrics
     typer.echo(f"\nMLflow run {outcome.run_id} (experiment {outcome.experiment_id}) finished.")
-    typer.echo(f"  test PSNR {m['test_psnr']:.2f} dB  SSIM {m['test_ssim']:.4f}")
-    typer.echo(
-        f"  noisy input PSNR {m['noisy_psnr']:.2f} dB  SSIM {m['noisy_ssim']:.4f}  "
-        f"(gain {m['psnr_gain']:+.2f} dB)"
-    )
+    if "test_psnr" in m:
+        typer.echo(f"  test PSNR {m['test_psnr']:.2f} dB  SSIM {m['test_ssim']:.4f}")
+        typer.echo(
+            f"  noisy input PSNR {m['noisy_psnr']:.2f} dB  SSIM {m['noisy_ssim']:.4f}  "
+            f"(gain {m['psnr_gain']:+.2f} dB)"
+        )
+    else:
+        typer.echo(
+            f"  test loss {m['test_objective_loss']:.5f} (the objective's, on noisy images: "
+            "no clean test images, so no PSNR; pass --test-data PAIRS.npz to score)"
+        )
     typer.echo(
         f"  model: {outcome.model_uri}  (best epoch {outcome.best_epoch}, "
         f"stopped by {outcome.stop_reason})"

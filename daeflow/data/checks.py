@@ -7,16 +7,18 @@ from daeflow.data.ranges import choose_range
 from daeflow.errors import DataError
 
 
-def check_same_shape(clean: ImageArray, noisy: ImageArray) -> None:
-    """Refuse clean and noisy arrays whose shapes differ."""
+def check_same_shape(clean: ImageArray, noisy: ImageArray, what="Clean and noisy") -> None:
+    """Refuse clean and noisy arrays (or two noisy shots) whose shapes differ."""
     if clean.shape != noisy.shape:
         raise DataError(
-            f"Clean and noisy shapes differ: {clean.shape} vs {noisy.shape}. "
+            f"{what} shapes differ: {clean.shape} vs {noisy.shape}. "
             "Pass aligned arrays of the same shape."
         )
 
 
-def check_pair_headers(clean: ArrayHeader, noisy: ArrayHeader | None, names) -> None:
+def check_pair_headers(
+    clean: ArrayHeader, noisy: ArrayHeader | None, names, what="Clean and noisy"
+) -> None:
     """What validated_pair checks of layout and shapes, from the headers: before any data."""
     check_image_layout(clean, names[0])
     if noisy is None:
@@ -25,7 +27,7 @@ def check_pair_headers(clean: ArrayHeader, noisy: ArrayHeader | None, names) -> 
     shapes = [h.shape if h.ndim == 4 else (*h.shape, 1) for h in (clean, noisy)]
     if shapes[0] != shapes[1]:
         raise DataError(
-            f"Clean and noisy shapes differ: {shapes[0]} vs {shapes[1]}. "
+            f"{what} shapes differ: {shapes[0]} vs {shapes[1]}. "
             "Pass aligned arrays of the same shape."
         )
 
@@ -51,6 +53,20 @@ def validated_pair(
     if noisy is not None:
         check_values(noisy, chosen.value, slack=1.0)
     return clean, noisy, chosen
+
+
+def validated_noisy(noisy: ImageArray, noisy2: ImageArray | None, given: float | None):
+    """Noisy images alone (and their second shots) checked for shape and values, with the
+    DataRange chosen over them; values may lie out of range by as much as noise allows."""
+    noisy = as_images(noisy)
+    noisy2 = as_images(noisy2) if noisy2 is not None else None
+    arrays = [noisy] if noisy2 is None else [noisy, noisy2]
+    if noisy2 is not None:
+        check_same_shape(noisy, noisy2, "The two noisy arrays'")
+    chosen = choose_range(arrays, given)
+    for images in arrays:
+        check_values(images, chosen.value, slack=1.0)
+    return noisy, noisy2, chosen
 
 
 def check_values(images: ImageArray, data_range: float, slack: float = 0.0) -> None:

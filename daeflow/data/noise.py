@@ -87,6 +87,20 @@ def speckle_graph(clean, seed, params, data_range):
     return clean * (1 + standard_normal(tf.shape(clean), seed) * params["sigma"])
 
 
+def gaussian_variance(values, params, data_range):
+    """sigma squared at every value."""
+    import tensorflow as tf
+
+    return tf.fill(tf.shape(values), tf.cast(params["sigma"] ** 2, values.dtype))
+
+
+def poisson_variance(values, params, data_range):
+    """A count's variance is its mean: value * range / peak on the data's scale."""
+    import tensorflow as tf
+
+    return tf.maximum(values, 0.0) * (data_range / params["peak"])
+
+
 NOISE_MODELS = [
     NoiseModel(
         "gaussian",
@@ -94,6 +108,7 @@ NOISE_MODELS = [
         gaussian,
         (HyperParam("sigma", "float", 25.0, "Standard deviation on the data's scale.", min=0),),
         graph_apply=gaussian_graph,
+        variance=gaussian_variance,
     ),
     NoiseModel(
         "poisson",
@@ -101,6 +116,7 @@ NOISE_MODELS = [
         poisson,
         (HyperParam("peak", "float", 30.0, "Photon count at the full data range.", min=1e-3),),
         graph_apply=poisson_graph,
+        variance=poisson_variance,
     ),
     NoiseModel(
         "salt_pepper",

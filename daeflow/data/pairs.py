@@ -1,4 +1,5 @@
-"""Scaled (noisy, clean) pairs for evaluation: fixed noise per image, read a few at a time."""
+"""Scaled (noisy, clean) pairs for evaluation: fixed noise per image, read a few at a time;
+or noisy images alone (one or two shots of each scene) for objectives without clean targets."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,24 +12,40 @@ from daeflow.data.arrays import ImageArray
 
 @dataclass
 class PairSource:
-    """Aligned clean/noisy images, or clean images plus a synthetic noise model.
+    """Aligned clean/noisy images, or clean images plus a synthetic noise model, or noisy
+    images alone (`clean` None; `noisy2` a second shot of each scene, for noise2noise).
 
     Batches come out as float32 divided by `data_range`. Evaluation noise is fixed per
-    image (seeded by image index); training batches come from train.pipeline.
+    image (seeded by image index); training batches come from train.pipeline. `noise` is
+    the synthetic noise model of clean images, or the known noise model of noisy ones.
     """
 
-    clean: ImageArray
+    clean: ImageArray | None
     noisy: ImageArray | None
     data_range: float
     noise: Any = None
     noise_params: dict = field(default_factory=dict)
     seed: int = 0
     pad_multiple: int = 1
+    noisy2: ImageArray | None = None
     _last_noisy: tuple = field(default=(None, None), repr=False, compare=False)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.clean.shape[1:])
+        return tuple(self.first.shape[1:])
+
+    @property
+    def first(self) -> ImageArray:
+        """The images every source has: the clean ones, or the noisy ones alone."""
+        return self.clean if self.clean is not None else self.noisy
+
+    @property
+    def has_clean(self) -> bool:
+        """Whether there are clean images to score against."""
+        return self.clean is not None
+
+    def __len__(self) -> int:
+        return len(self.first)
 
     @property
     def in_memory(self) -> bool:
@@ -59,7 +76,11 @@ class PairSource:
 
         For given pairs only the window is read. Synthetic noise is drawn for the whole
         image (so that it does not depend on the window), once per image, and then cut.
+        Without clean images the clean window is None.
         """
+        if self.clean is None:
+            noisy = self.noisy.read_crops([index], [top], [left], height, width)
+            return np.asarray(noisy, dtype=np.float32) / np.float32(self.data_range), None
         clean = self.clean.read_crops([index], [top], [left], height, width).astype(np.float32)
         if self.noisy is not None:
             noisy = self.noisy.read_crops([index], [top], [left], height, width)

@@ -7,12 +7,21 @@ import numpy as np
 from daeflow.config import DataOptions
 from daeflow.data import profile
 from daeflow.data.arrays import ImageArray, load_array, read_header
-from daeflow.data.checks import check_multiple, check_pair_headers, validated_pair
+from daeflow.data.checks import (
+    check_multiple,
+    check_pair_headers,
+    validated_noisy,
+    validated_pair,
+)
 from daeflow.data.pairs import PairSource
 from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
 from daeflow.plugin import hyperparams
+from daeflow.plugin.specs import OBJECTIVE_DATA
+
+CLEAN_USE = "data.clean_use"  # the param saying what clean images a run used, and for what
+CLEAN_TARGETS = "training targets"  # its value for supervised training
 
 
 @dataclass
@@ -52,22 +61,41 @@ class PreparedData:
         return [self.range_note, *([self.targets_note] if self.targets_note else [])]
 
 
-def _load_pair(options: DataOptions, path: str | None, what: str):
-    """Clean and noisy ImageArrays from --data (npz) or --clean/--noisy files.
-
-    Both headers are checked before either array is read: an .npz member is read into
-    memory whole, so one that would be refused for its shape must not be read at all.
-    """
+def _load_pair(options: DataOptions, path: str | None, what: str, synthetic: bool = True):
+    """Clean and noisy ImageArrays from --data (npz) or --clean/--noisy files (the noisy
+    ones None where `synthetic` and --noise draws them)."""
     if path is not None:
         sources = [(path, f"{what} clean", options.clean_key)]
-        if not options.noise:
+        if not (options.noise and synthetic):
             sources.append((path, f"{what} noisy", options.noisy_key))
     else:
         sources = [(options.clean, "clean", None)]
         if options.noisy:
             sources.append((options.noisy, "noisy", None))
+    return _load_two(sources, "Clean and noisy")
+
+
+def _load_noisy(options: DataOptions, second: bool):
+    """Noisy ImageArrays (and their second shots) from --data (npz) or --noisy/--noisy2."""
+    if options.data is not None:
+        sources = [(options.data, "training noisy", options.noisy_key)]
+        if second:
+            sources.append((options.data, "training noisy2", options.noisy2_key))
+    else:
+        sources = [(options.noisy, "noisy", None)]
+        if second:
+            sources.append((options.noisy2, "noisy2", None))
+    return _load_two(sources, "The two noisy arrays'")
+
+
+def _load_two(sources, what: str):
+    """One or two ImageArrays of (path, name, key) sources.
+
+    Both headers are checked before either array is read: an .npz member is read into
+    memory whole, so one that would be refused for its shape must not be read at all.
+    """
     headers = [read_header(*source) for source in sources] + [None]
-    check_pair_headers(headers[0], headers[1], [name for _, name, _ in sources])
+    check_pair_headers(headers[0], headers[1], [name for _, name, _ in sources], what)
     arrays = [load_array(*source) for source in sources] + [None]
     return arrays[0], arrays[1]
 
@@ -79,8 +107,16 @@ def _demo_pair(seed: int):
     return ImageArray(clean, "clean"), ImageArray(noisy, "noisy")
 
 
-def check_sources(options: DataOptions) -> None:
-    """Refuse option combinations that name no data or the same thing twice."""
+def check_sources(options: DataOptions, objective=None) -> None:
+    """Refuse option combinations that name no data, the same thing twice, or data the
+    objective cannot learn from."""
+    if objective is not None and not objective.needs_clean:
+        return _check_noisy_sources(options, objective)
+    if options.noisy2:
+        raise UsageError(
+            "--noisy2 is a second noisy shot for --objective noise2noise; supervised training "
+            "takes --clean with --noisy, or --clean with --noise."
+        )
     if options.data and (options.clean or options.noisy):
         raise UsageError("Pass either --data PAIRS.npz or --clean/--noisy files, not both.")
     if options.noisy and not options.clean:
@@ -91,6 +127,46 @@ def check_sources(options: DataOptions) -> None:
         raise UsageError(
             "--clean needs --noisy NOISY.npy, or --noise gaussian for synthetic noise."
         )
+
+
+def _check_noisy_sources(options: DataOptions, objective) -> None:
+    name, data = objective.name, objective.data
+    second = "noisy2" in OBJECTIVE_DATA[data]
+    wanted = "--noisy NOISY.npy" + (" --noisy2 NOISY2.npy" if second else "")
+    if options.clean:
+        raise UsageError(
+            f"--objective {name} learns from noisy images alone and takes no --clean. Pass "
+            f"{wanted}; clean references for scoring go in --test-data PAIRS.npz."
+        )
+    if options.data and (options.noisy or options.noisy2):
+        raise UsageError("Pass either --data NOISY.npz or --noisy files, not both.")
+    if not options.data and not options.noisy:
+        raise UsageError(f"--objective {name} needs noisy images: pass {wanted}.")
+    if second and not options.data and not options.noisy2:
+        raise UsageError(
+            f"--objective {name} needs a second noisy shot of each image: pass {wanted} "
+            "(or --data with the keys noisy and noisy2)."
+        )
+    if not second and options.noisy2:
+        raise UsageError(
+            f"--noisy2 is for --objective noise2noise; {name} trains on single noisy images."
+        )
+    if data == "noisy_and_model" and not options.noise:
+        raise UsageError(
+            f"--objective {name} needs the noise model of the data: pass for example "
+            "--noise gaussian --noise-param sigma=25 (on the data's own scale)."
+        )
+    if data != "noisy_and_model" and options.noise:
+        raise UsageError(
+            f"--objective {name} uses no noise model; drop --noise (it is for supervised "
+            "training on clean images, and for r2r)."
+        )
+    if options.val_data:
+        raise UsageError(
+            f"--objective {name} validates on noisy images split from the training data "
+            "(--val-fraction); drop --val-data. Clean references for scoring go in --test-data."
+        )
+    return None
 
 
 def _noise(options: DataOptions):
@@ -135,20 +211,23 @@ def prepare_data(
     seed: int,
     patch_size: int | None = None,
     logged_range: float | None = None,
+    objective=None,
 ) -> PreparedData:
-    """Load, validate and split the data for `arch`; nothing is trained or logged yet.
+    """Load, validate and split the data for `arch` and the training `objective` (an
+    Objective spec; None: supervised); nothing is trained or logged yet.
 
     `logged_range`: the range a resumed run was started with, kept whatever today's rule
     says (its checkpoints learned images on that scale).
     """
-    check_sources(options)
+    check_sources(options, objective)
+    if objective is not None and not objective.needs_clean:
+        return _prepare_noisy(options, arch, seed, patch_size, logged_range, objective)
     if options.data or options.clean:
         clean, noisy = _load_pair(options, options.data, "training")
     else:
         clean, noisy = _demo_pair(seed)
     clean, noisy, chosen = validated_pair(clean, noisy, options.data_range or logged_range)
-    if logged_range and options.data_range is None:
-        chosen = given_range(logged_range, "the run's own, as logged when it started", "logged")
+    chosen = _kept_range(chosen, options, logged_range)
     data_range = chosen.value
     noise, noise_params = _noise(options)
     options.noise_params = noise_params  # logged as resolved, typed values
@@ -184,6 +263,7 @@ def prepare_data(
         "split.train": len(train),
         "split.val": len(val),
         "split.test": len(test),
+        CLEAN_USE: CLEAN_TARGETS,
     }
     # Everything that reads the data to check or describe it ends before a run starts.
     summary = profile.noise_profile(main, seed)
@@ -194,24 +274,93 @@ def prepare_data(
     )  # fmt: skip
 
 
+def _kept_range(chosen, options: DataOptions, logged_range: float | None):
+    if logged_range and options.data_range is None:
+        return given_range(logged_range, "the run's own, as logged when it started", "logged")
+    return chosen
+
+
+def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> PreparedData:
+    """prepare_data for an objective without clean targets: noisy images (and second shots)
+    train and validate; the test images are --test-data's clean/noisy pairs (scored), or
+    noisy ones split off (the objective's loss only)."""
+    second = "noisy2" in OBJECTIVE_DATA[objective.data]
+    noisy, noisy2 = _load_noisy(options, second)
+    noisy, noisy2, chosen = validated_noisy(noisy, noisy2, options.data_range or logged_range)
+    chosen = _kept_range(chosen, options, logged_range)
+    data_range = chosen.value
+    noise, noise_params = _noise(options)
+    options.noise_params = noise_params
+    if noise is not None and getattr(noise, "variance", None) is None:
+        raise UsageError(
+            f"Noise model {noise.name!r} does not say its variance, which --objective "
+            f"{objective.name} needs. Choose a noise model that does (gaussian, poisson)."
+        )
+    _check_sizes(noisy, arch, options, patch_size)
+    if noisy2 is not None and options.alignment_check:
+        profile.check_alignment(noisy, noisy2, seed)
+    multiple = arch.size_multiple if options.pad else 1
+    main = PairSource(None, noisy, data_range, noise, noise_params, seed, multiple, noisy2)
+    pairs = [("train", noisy, noisy2, options.data or options.noisy)]
+    split = split_indices(
+        len(noisy),
+        options.val_fraction,
+        options.test_fraction,
+        seed,
+        _groups(options.groups, len(noisy)),
+    )
+    if options.test_data:
+        split = split.without_test()
+        clean, test_noisy = _load_pair(options, options.test_data, "test", synthetic=False)
+        clean, test_noisy, _ = validated_pair(clean, test_noisy, data_range)
+        _check_like(clean, test_noisy, main, arch, options, "test")
+        source = PairSource(clean, test_noisy, data_range, noise, noise_params, seed, multiple)
+        test = Subset(source, np.arange(len(clean)))
+        pairs.append(("test", clean, test_noisy, options.test_data))
+    else:
+        test = Subset(main, split.test)
+    train, val = Subset(main, split.train), Subset(main, split.val)
+    params = {
+        "data.shape": str(noisy.shape),
+        "data.dtype": str(noisy.dtype),
+        RANGE_PARAM: data_range,
+        RANGE_RULE: chosen.rule,
+        "data.channels": noisy.shape[-1],
+        "split.train": len(train),
+        "split.val": len(val),
+        "split.test": len(test),
+        CLEAN_USE: "test scores only" if test.source.has_clean else "none",
+    }
+    scored = profile.noise_profile(test.source, seed) if test.source.has_clean else {}
+    return PreparedData(
+        train, val, test, data_range, chosen.line, split, params, pairs, {},
+        targets_note=profile.noisy_targets(scored) if scored else None,
+    )  # fmt: skip
+
+
+def _check_like(clean, noisy, main, arch, options, role: str) -> None:
+    """Clean/noisy pairs of a file that score or validate a model trained on `main`."""
+    if noisy is not None and options.alignment_check:
+        profile.check_alignment(clean, noisy, main.seed)
+    if clean.shape[1:] != main.image_shape and not options.pad:
+        check_multiple(clean, arch.size_multiple, arch.name, options.pad)
+    if clean.shape[-1] != main.image_shape[-1]:
+        raise DataError(
+            f"{role} data has {clean.shape[-1]} channels, training data "
+            f"{main.image_shape[-1]}. Pass data with the same channels."
+        )
+
+
 def _file_subsets(options, main, source, arch, pairs):
     if not (options.val_data and options.test_data):
         raise UsageError(
             "Pass both --val-data and --test-data, or neither (to split by fractions)."
         )
-    subsets = [Subset(main, np.arange(len(main.clean)))]
+    subsets = [Subset(main, np.arange(len(main)))]
     for role, path in (("validation", options.val_data), ("test", options.test_data)):
         clean, noisy = _load_pair(options, path, role)
         clean, noisy, _ = validated_pair(clean, noisy, main.data_range)
-        if noisy is not None and options.alignment_check:
-            profile.check_alignment(clean, noisy, main.seed)
-        if clean.shape[1:] != main.clean.shape[1:] and not options.pad:
-            check_multiple(clean, arch.size_multiple, arch.name, options.pad)
-        if clean.shape[-1] != main.clean.shape[-1]:
-            raise DataError(
-                f"{role} data has {clean.shape[-1]} channels, training data "
-                f"{main.clean.shape[-1]}. Pass data with the same channels."
-            )
+        _check_like(clean, noisy, main, arch, options, role)
         subsets.append(Subset(source(clean, noisy), np.arange(len(clean))))
         pairs.append((role, clean, noisy, path))
     return subsets

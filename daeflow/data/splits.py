@@ -20,6 +20,11 @@ class Split:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
+    def without_test(self) -> "Split":
+        """The same validation images, the test ones training too (the test set is a file)."""
+        train = np.sort(np.concatenate([self.train, self.test]))
+        return Split(train=train, val=self.val, test=self.test[:0])
+
     def as_dict(self) -> dict[str, list[int]]:
         """Plain lists, for the split artifact."""
         return {name: getattr(self, name).tolist() for name in ("train", "val", "test")}

@@ -2,7 +2,7 @@
 
 import pluggy
 
-from daeflow.plugin.specs import Architecture, NoiseModel
+from daeflow.plugin.specs import Architecture, NoiseModel, Objective
 
 hookspec = pluggy.HookspecMarker("daeflow")
 hookimpl = pluggy.HookimplMarker("daeflow")
@@ -25,4 +25,13 @@ def register_noise_models() -> list[NoiseModel]:
     Each item is a `NoiseModel`; its `apply(clean, rng, params, data_range)` gets
     a float32 batch on the data's own scale and returns a noisy batch of the same
     shape and dtype.
+    """
+
+
+@hookspec
+def register_objectives() -> list[Objective]:
+    """Return the training objectives this plugin provides.
+
+    Each item is an `Objective`; its `batch` and `loss` import TensorFlow inside their
+    bodies and run in TensorFlow's graph, seeded only by the seed they are given.
     """

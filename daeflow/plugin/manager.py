@@ -18,7 +18,7 @@ import pluggy
 from daeflow import __version__
 from daeflow.errors import PluginError
 from daeflow.plugin import hookspecs
-from daeflow.plugin.specs import Architecture, NoiseModel
+from daeflow.plugin.specs import Architecture, NoiseModel, Objective
 
 GROUP = "daeflow"
 BUILTIN_DISTRIBUTION = "daeflow"
@@ -29,8 +29,21 @@ DEFAULT_PLUGINS = (
     "daeflow.architectures.residual",
     "daeflow.architectures.residual_fast",
     "daeflow.data.noise",
+    "daeflow.objectives.supervised",
+    "daeflow.objectives.noise2noise",
+    "daeflow.objectives.noise2void",
+    "daeflow.objectives.r2r",
 )
-SPEC_TYPES = {"register_architectures": Architecture, "register_noise_models": NoiseModel}
+SPEC_TYPES = {
+    "register_architectures": Architecture,
+    "register_noise_models": NoiseModel,
+    "register_objectives": Objective,
+}
+KINDS = {  # what each hook's specs are called in messages
+    "register_architectures": "architecture",
+    "register_noise_models": "noise model",
+    "register_objectives": "objective",
+}
 
 
 @dataclass(frozen=True)
@@ -154,7 +167,7 @@ class PluginSet:
     def _refuse_builtin_names(self) -> None:
         """A third-party spec that reuses a built-in's name is refused; the built-in keeps it."""
         for hook, by_name in self.provided.items():
-            kind = "architecture" if hook == "register_architectures" else "noise model"
+            kind = KINDS[hook]
             for name, providers in by_name.items():
                 if not any(p.plugin.builtin for p in providers):
                     continue

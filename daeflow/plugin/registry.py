@@ -1,9 +1,8 @@
-"""Look up architectures and noise models by name, saying why a name cannot be used."""
+"""Look up architectures, noise models and objectives by name, saying why a name cannot be
+used."""
 
 from daeflow.errors import ArchitectureError, UsageError
-from daeflow.plugin.manager import Provided, get_plugins
-
-KINDS = {"register_architectures": "architecture", "register_noise_models": "noise model"}
+from daeflow.plugin.manager import KINDS, Provided, get_plugins
 
 
 def _pick(hook: str, name: str) -> Provided:
@@ -52,3 +51,13 @@ def all_noise_models() -> dict[str, list[Provided]]:
 def get_noise_model(name: str) -> Provided:
     """The noise model called `name`."""
     return _pick("register_noise_models", name)
+
+
+def all_objectives() -> dict[str, list[Provided]]:
+    """Every training objective name with the plugins that provide it."""
+    return get_plugins().provided["register_objectives"]
+
+
+def get_objective(name: str) -> Provided:
+    """The training objective called `name`."""
+    return _pick("register_objectives", name)

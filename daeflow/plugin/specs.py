@@ -1,4 +1,5 @@
-"""Small frozen records that plugins return: architectures, hyperparameters, noise models.
+"""Small frozen records that plugins return: architectures, hyperparameters, noise models,
+training objectives.
 
 Each checks itself where it is declared, so a mistake in a plugin surfaces as that
 plugin's failure, naming the field, instead of as a puzzling error during training.
@@ -187,6 +188,10 @@ class NoiseModel:
     for training batches: `clean` a float32 tensor, `seed` a stateless RNG seed (an int64
     tensor of shape [2]) for `tf.random.stateless_*`. Without it, training noise is drawn
     with `apply`, outside the graph (slower).
+
+    `variance(values, params, data_range)`, optional, in TensorFlow: the variance of the
+    noise at each value on the data's scale (for Gaussian noise sigma squared everywhere).
+    Objectives that re-noise noisy images (r2r) need it; they estimate it from noisy values.
     """
 
     name: str
@@ -194,20 +199,81 @@ class NoiseModel:
     apply: Callable[..., Any]
     params: tuple[HyperParam, ...] = ()
     graph_apply: Callable[..., Any] | None = None
+    variance: Callable[..., Any] | None = None
 
     def __post_init__(self):
         _check_name("NoiseModel", self.name)
         owner = f"NoiseModel {self.name!r}"
         if not callable(self.apply):
             raise ValueError(f"{owner}: apply must be callable. Received: apply={self.apply!r}")
-        if self.graph_apply is not None and not callable(self.graph_apply):
-            raise ValueError(
-                f"{owner}: graph_apply must be callable or None. "
-                f"Received: graph_apply={self.graph_apply!r}"
-            )
+        for hook in ("graph_apply", "variance"):
+            _check_optional_callable(owner, hook, getattr(self, hook))
         object.__setattr__(self, "params", _check_params(owner, self.params))
 
     @property
     def defaults(self) -> dict[str, Any]:
         """The declared parameters with their defaults."""
         return {p.name: p.default for p in self.params}
+
+
+def _check_optional_callable(owner: str, name: str, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise ValueError(f"{owner}: {name} must be callable or None. Received: {name}={value!r}")
+
+
+# What an objective trains from, and the images its `batch` gets, in this order.
+OBJECTIVE_DATA = {
+    "pairs": ("noisy", "clean"),  # aligned clean/noisy pairs, or clean images and --noise
+    "noisy_pairs": ("noisy", "noisy2"),  # two independent noisy shots of each scene
+    "noisy": ("noisy",),  # single noisy images
+    "noisy_and_model": ("noisy",),  # single noisy images whose noise model is known
+}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A training objective: what it learns from, how a batch becomes (inputs, targets),
+    and the loss.
+
+    `data` is what it needs, a key of OBJECTIVE_DATA. `batch(images, seed, params,
+    variance)` runs in TensorFlow inside the input pipeline: `images` is a tuple of
+    float32 tensors (pieces, height, width, channels) scaled to [0, 1], in the order
+    OBJECTIVE_DATA names them; `seed` a stateless seed (int64 tensor of shape [2]) for
+    `tf.random.stateless_*`, the same for the same batch however training is resumed;
+    `params` the declared parameters; `variance`, for "noisy_and_model", a function giving
+    the noise variance at each value on the [0, 1] scale (else None). It returns
+    `(inputs, targets)`; targets may carry channels after the image's (a mask) that
+    `loss` reads. `loss(targets, predictions, params)` returns a scalar tensor; None means
+    the mean squared error. The same `batch` and `loss`, with seeds fixed per image, give
+    the validation loss that picks the best epoch when there are no clean targets.
+    """
+
+    name: str
+    description: str
+    data: str
+    batch: Callable[..., Any]
+    params: tuple[HyperParam, ...] = ()
+    loss: Callable[..., Any] | None = None
+
+    def __post_init__(self):
+        _check_name("Objective", self.name)
+        owner = f"Objective {self.name!r}"
+        if self.data not in OBJECTIVE_DATA:
+            raise ValueError(
+                f"{owner}: data must be one of {', '.join(OBJECTIVE_DATA)}. "
+                f"Received: data={self.data!r}"
+            )
+        if not callable(self.batch):
+            raise ValueError(f"{owner}: batch must be callable. Received: batch={self.batch!r}")
+        _check_optional_callable(owner, "loss", self.loss)
+        object.__setattr__(self, "params", _check_params(owner, self.params))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The declared parameters with their defaults."""
+        return {p.name: p.default for p in self.params}
+
+    @property
+    def needs_clean(self) -> bool:
+        """Whether it trains on clean targets (the others never see a clean image)."""
+        return "clean" in OBJECTIVE_DATA[self.data]

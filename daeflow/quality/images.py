@@ -87,3 +87,9 @@ def denoising_grid(clean, noisy, denoised, captions: list[str] | None = None) ->
         error = np.abs(np.clip(d, 0, 1) - c).mean(axis=-1, keepdims=True) * ERROR_GAIN
         rows.append([c, n, d, error])
     return labelled_grid(rows, list(COLUMNS), captions)
+
+
+def noisy_grid(noisy, denoised, captions: list[str] | None = None) -> np.ndarray:
+    """One row per image without a clean version: noisy | denoised, labelled."""
+    rows = [[n, np.clip(d, 0, 1)] for n, d in zip(noisy, denoised, strict=True)]
+    return labelled_grid(rows, ["noisy", "denoised"], captions)

@@ -146,9 +146,9 @@ def _policies(model) -> set[str]:
 def _replace_policies(config, name: str) -> None:
     """Set every DTypePolicy in a serialized Keras config to `name`, in place."""
     if isinstance(config, dict):
-        if config.get("name") == OUTPUT_LAYER or config.get("config", {}).get("name") == (
-            OUTPUT_LAYER
-        ):
+        inner = config.get("config")
+        inner_name = inner.get("name") if isinstance(inner, dict) else None
+        if OUTPUT_LAYER in (config.get("name"), inner_name):
             return
         if str(config.get("class_name", "")).endswith("DTypePolicy"):
             config.setdefault("config", {})["name"] = name

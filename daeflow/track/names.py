@@ -30,6 +30,8 @@ FINAL = {
     **{f"test_{m}_p{q:02d}": f"test/{m}_p{q:02d}" for m in ("psnr", "ssim") for q in (5, 50, 95)},
     "best_epoch": "train/best_epoch",
     "best_val_psnr": "train/best_val_psnr",
+    "best_val_loss": "train/best_val_loss",
+    "test_objective_loss": "test/objective_loss",
     "train_seconds": "train/seconds",
     "train_images_per_second": "train/images_per_second",
     "peak_memory_mb": "train/peak_memory_mb",

@@ -133,6 +133,9 @@ def headline(metrics: dict, label: str) -> dict:
     if m.get("train_seconds") is not None:
         trained = " of training" if m.get("best_epoch") is not None else ""
         made += f", {_seconds(m['train_seconds'])}{trained}"
+    if "test_psnr" not in m:  # no clean test images: the objective's loss on noisy ones
+        text = f"**test loss {m['test_objective_loss']:.5f}** (no clean images) · {made}"
+        return {TAG_DESCRIPTION: text}
     text = (
         f"**test PSNR {m['test_psnr']:.2f} dB · SSIM {m['test_ssim']:.4f}** · "
         f"noisy input {m['noisy_psnr']:.2f} dB · {m['noisy_ssim']:.4f} "

@@ -14,6 +14,7 @@ from daeflow.errors import TrainingError
 from daeflow.infer.evaluation import evaluate
 from daeflow.runtime.backend import load_keras
 from daeflow.runtime.signals import raise_requested_stop
+from daeflow.train import objectives
 
 keras = load_keras()
 
@@ -24,7 +25,8 @@ class TrainingState:
 
     epoch: int = 0  # epochs completed
     history: list[dict] = field(default_factory=list)  # each completed epoch's logs
-    best_val_psnr: float = -math.inf
+    best_val_psnr: float = -math.inf  # at the best epoch (nan without clean targets)
+    best_val_loss: float = math.inf  # at the best epoch
     best_epoch: int = 0
     epochs_without_gain: int = 0
     elapsed: float = 0.0  # seconds of training before the current stretch (time budget)
@@ -75,19 +77,34 @@ def steady_seconds(epoch_seconds: list[float]) -> float:
 
 
 class Validator(keras.callbacks.Callback):
-    """Adds val_loss, val_psnr and val_ssim (per-image means) to each epoch's logs."""
+    """Adds val_loss, and val_psnr and val_ssim where the validation images have clean
+    versions (per-image means), to each epoch's logs.
 
-    def __init__(self, source, indices, batch_size, multiple=1):
+    With clean targets val_loss is the mean squared error against them; without, it is the
+    objective's own loss on the noisy validation images, its random parts fixed per image.
+    """
+
+    def __init__(
+        self, source, indices, batch_size, multiple=1, objective=None, params=None, seed=0
+    ):
         super().__init__()
         self.source, self.indices, self.batch_size = source, indices, batch_size
-        self.multiple = multiple
+        self.multiple, self.objective, self.seed = multiple, objective, seed
+        self.objective_params = params or {}  # not `params`: Keras sets that of a callback
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = evaluate(self.model, self.source, self.indices, self.batch_size, self.multiple)
-        means = scores.means("val_")
-        logs.update(
-            val_loss=means["val_mse"], val_psnr=means["val_psnr"], val_ssim=means["val_ssim"]
-        )
+        objective = self.objective
+        if objective is not None and not objective.needs_clean:
+            losses = objectives.loss_per_image(
+                self.model, self.source, self.indices, objective, self.objective_params,
+                self.seed, self.multiple,
+            )  # fmt: skip
+            logs.update(val_loss=float(losses.mean()))
+        if self.source.has_clean:
+            scores = evaluate(self.model, self.source, self.indices, self.batch_size, self.multiple)
+            means = scores.means("val_")
+            logs.update(val_psnr=means["val_psnr"], val_ssim=means["val_ssim"])
+            logs.setdefault("val_loss", means["val_mse"])
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -143,10 +160,16 @@ class Schedule(keras.callbacks.Callback):
 class Bookkeeper(keras.callbacks.Callback):
     """Records each finished epoch in the state: logs, best weights, early stopping, time."""
 
-    def __init__(self, state: TrainingState, patience: int | None = None):
+    def __init__(self, state: TrainingState, patience: int | None = None, monitor="val_psnr"):
         super().__init__()
-        self.state, self.patience = state, patience
+        self.state, self.patience, self.monitor = state, patience, monitor
         self.before, self.start = state.elapsed, None
+
+    def better(self, logs) -> bool:
+        """Whether this epoch beats the best so far: higher PSNR, or lower loss."""
+        if self.monitor == "val_psnr":
+            return logs["val_psnr"] > self.state.best_val_psnr
+        return logs["val_loss"] < self.state.best_val_loss
 
     def on_train_begin(self, logs=None):
         self.before, self.start = self.state.elapsed, time.perf_counter()
@@ -159,8 +182,9 @@ class Bookkeeper(keras.callbacks.Callback):
         state = self.state
         state.epoch = epoch + 1
         state.history.append({k: float(v) for k, v in logs.items()})
-        if logs["val_psnr"] > state.best_val_psnr:
-            state.best_val_psnr, state.best_epoch = float(logs["val_psnr"]), epoch + 1
+        if self.better(logs):
+            state.best_val_psnr = float(logs.get("val_psnr", math.nan))
+            state.best_val_loss, state.best_epoch = float(logs["val_loss"]), epoch + 1
             state.best_weights = self.model.get_weights()
             state.epochs_without_gain = 0
         else:
@@ -204,10 +228,14 @@ class EpochPrinter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
         of = f"/{self.epochs}" if self.epochs is not None else ""
+        scores = (
+            f"val_psnr {logs['val_psnr']:.2f} dB  val_ssim {logs['val_ssim']:.4f}  "
+            if "val_psnr" in logs
+            else ""
+        )
         self.write(
             f"epoch {epoch + 1:>3}{of}  loss {logs['loss']:.5f}  "
-            f"val_loss {logs['val_loss']:.5f}  val_psnr {logs['val_psnr']:.2f} dB  "
-            f"val_ssim {logs['val_ssim']:.4f}  {seconds:.1f}s"
+            f"val_loss {logs['val_loss']:.5f}  {scores}{seconds:.1f}s"
         )
 
 

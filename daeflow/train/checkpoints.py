@@ -161,6 +161,9 @@ def read_one(folder: Path, checkpoint: Path) -> Checkpoint:
         state = TrainingState.from_dict(json.loads((checkpoint / STATE).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Unreadable(f"its {STATE}: {type(exc).__name__}: {exc}") from None
+    from daeflow.train.objectives import loss_class
+
+    loss_class()  # an objective's own loss compiles again from the file
     try:
         model = load_keras_file(checkpoint / MODEL, compile=True)
     except (DaeflowError, OSError, ValueError) as exc:

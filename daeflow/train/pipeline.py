@@ -7,15 +7,18 @@ together and shuffled, so that every batch mixes patches of the whole pool: with
 only within groups of 32 images, Set12 lost 0.6 dB (BENCHMARKS.md). Then chunks of a pool's
 pieces (whole batches where the memory allows) are cut, flipped and noised in parallel calls
 of one map that runs through all pools and epochs, and rebatched; no batch mixes two epochs.
-Crops, flips and rotations, their order and the synthetic noise are drawn inside the graph
-from stateless generators seeded by (seed, epoch, pool, chunk), never from state that lives
-on between batches: a run resumed at epoch k sees exactly the batches the uninterrupted run
-saw from epoch k on.
+Crops, flips and rotations, their order, the synthetic noise and what the training objective
+draws (noise2void's blind spots, r2r's re-noising) are drawn inside the graph from stateless
+generators seeded by (seed, epoch, pool, chunk), never from state that lives on between
+batches: a run resumed at epoch k sees exactly the batches the uninterrupted run saw from
+epoch k on.
 """
 
 import math
 
 import numpy as np
+
+from daeflow.train.objectives import SUPERVISED, roles, unit_variance
 
 ORDER, POOL_KEY, BATCH = 13, 17, 11  # keys of the seeded streams
 POOL_BYTES = 64 << 20  # image data (in the images' own dtype) read and shuffled together
@@ -32,7 +35,11 @@ def steps_per_epoch(n_indices: int, batch_size: int, repeats: int = 1) -> int:
 
 def numpy_noise_note(source) -> str | None:
     """A line for the user when the noise model can only draw noise in NumPy (slower)."""
-    if source.noisy is None and getattr(source.noise, "graph_apply", None) is None:
+    if (
+        source.noisy is None
+        and source.noise is not None
+        and getattr(source.noise, "graph_apply", None) is None
+    ):
         return (
             f"Noise model {source.noise.name!r} has no in-graph version (graph_apply): its "
             "noise is drawn in NumPy, a chunk of pieces at a time, which is slower."
@@ -50,23 +57,27 @@ def training_dataset(
     repeats: int = 1,
     first_epoch: int = 0,
     epochs: int = 1,
+    objective=None,
+    objective_params=None,
 ):
-    """tf.data of the (noisy, clean) batches of epochs first_epoch .. epochs-1, scaled to
-    [0, 1]; fit it with steps_per_epoch so that one iterator runs through all epochs."""
+    """tf.data of the (inputs, targets) batches of epochs first_epoch .. epochs-1, scaled to
+    [0, 1]: (noisy, clean) for the supervised objective (the default), what `objective`
+    makes of the noisy images otherwise; fit it with steps_per_epoch so that one iterator
+    runs through all epochs."""
     import tensorflow as tf
 
     base = tf.constant([seed, 0], tf.int64)
     order = tf.constant(np.asarray(indices, dtype=np.int64))
-    readers = [_read_group(source.clean)]
-    if source.noisy is not None:
-        readers.append(_read_group(source.noisy))
+    readers = [_read_group(images) for images in read_images(source, objective)]
     repeats = repeats if patch_size else 1
     pieces = len(indices) * repeats  # per epoch
     compiled = pieces * (epochs - first_epoch) >= COMPILE_FROM
     draw, chunks_of, cut_chunk = _pieces(
         source, seed, patch_size, repeats, augment, batch_size, compiled
     )
-    pool = pool_size(source)
+    if objective is not None and objective.name != SUPERVISED:
+        cut_chunk = _objective_batches(cut_chunk, objective, objective_params, source)
+    pool = pool_size(source, objective)
 
     def read_pool(epoch, number, group):
         return draw(epoch, number, tuple(read(group) for read in readers))
@@ -94,11 +105,35 @@ def epoch_batch_sizes(pieces: int, batch_size: int) -> list[int]:
     return [batch_size] if not rest else [batch_size] * full + [rest]
 
 
-def pool_size(source) -> int:
+def read_images(source, objective=None) -> list:
+    """The ImageArrays a training batch is cut from: clean (and noisy, unless the noise is
+    synthetic) for clean targets; the noisy ones (and their second shots) otherwise."""
+    if objective is None or objective.needs_clean:
+        wanted = [source.clean, source.noisy]
+    else:
+        wanted = [source.noisy, source.noisy2 if "noisy2" in roles(objective) else None]
+    return [images for images in wanted if images is not None]
+
+
+def pool_size(source, objective=None) -> int:
     """Images per pool: as many as POOL_BYTES of image data hold (at least one)."""
-    pair = 1 if source.noisy is None else 2
-    image_bytes = int(np.prod(source.image_shape)) * source.clean.dtype.itemsize * pair
+    arrays = read_images(source, objective)
+    image_bytes = int(np.prod(source.image_shape)) * sum(a.dtype.itemsize for a in arrays)
     return max(1, POOL_BYTES // image_bytes)
+
+
+def _objective_batches(cut_chunk, objective, params, source):
+    """cut_chunk whose pieces (the noisy images, and their second shots) go through the
+    objective's batch, seeded by the chunk's seed: (inputs, targets)."""
+    variance = unit_variance(source)
+    params = dict(params or {})
+
+    def cut(epoch, number, pool_seed, images, draws, number_in_pool):
+        pieces = cut_chunk(epoch, number, pool_seed, images, draws, number_in_pool)
+        chunk_seed = _fold(pool_seed, 3, number_in_pool)
+        return objective.batch(tuple(pieces), chunk_seed, params, variance)
+
+    return cut
 
 
 def chunk_size(piece_shape, batch_size: int) -> int:
@@ -149,7 +184,8 @@ def _pieces(
     """Three functions: `draw` a pool's pieces (`repeats` random patches of each image, or
     the whole images, shuffled together, each with its own one of the symmetries of its
     shape when `augment`), the pool's `chunks_of` pieces, and `cut_chunk`: one chunk cut,
-    turned, noised and padded, as (noisy, clean) scaled to [0, 1]."""
+    turned, noised and padded, as (noisy, clean) scaled to [0, 1] (for noisy images alone:
+    the pieces of each, scaled)."""
     import tensorflow as tf
 
     height, width, channels = source.image_shape
@@ -157,6 +193,7 @@ def _pieces(
     symmetries = (8 if size[0] == size[1] else 4) if augment else 1
     chunk = chunk_size((*size, channels), batch_size)
     add_noise = _noise(source, seed) if source.noisy is None else None
+    as_read = source.clean is None  # noisy images alone: the pieces as read, scaled
     pad = source.pad_multiple if not patch_size else 1
     scale = np.float32(1.0 / source.data_range)
     base = tf.constant([seed, 0], tf.int64)
@@ -188,6 +225,8 @@ def _pieces(
         start = tf.cast(number_in_pool, tf.int32) * chunk
         part = slice(start, tf.minimum(start + chunk, tf.shape(draws[0])[0]))
         made = cut(images, *(d[part] for d in draws))
+        if as_read:
+            return tuple((_pad(x, pad) if pad > 1 else x) * scale for x in made)
         clean = made[0]
         if add_noise is not None:
             noisy = add_noise(

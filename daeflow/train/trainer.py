@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daeflow.config import TrainOptions
+from daeflow.train import objectives
 from daeflow.train.pipeline import numpy_noise_note, steps_per_epoch, training_dataset
 
 
@@ -17,19 +18,21 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0  # counted from 1, as printed; 0 if no epoch ran
     best_val_psnr: float = math.nan
+    best_val_loss: float = math.nan
     stop_reason: str = "epochs"
     train_seconds: float = 0.0  # training and validation, all stretches of a resumed run
     images_per_second: float = 0.0  # steady training throughput, validation excluded
 
 
 def compile_model(model, options: TrainOptions, optimizer=None) -> None:
-    """Adam on mean squared error, XLA as the options say (a resumed run keeps its optimizer)."""
+    """Adam on the objective's loss (mean squared error unless it has its own), XLA as the
+    options say (a resumed run keeps its optimizer)."""
     import keras
 
     jit = "auto" if options.jit_compile is None else options.jit_compile
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(learning_rate=options.learning_rate),
-        loss="mse",
+        loss=objectives.keras_loss(objectives.chosen(options), options.objective_params),
         jit_compile=jit,
     )
 
@@ -48,12 +51,21 @@ class Checkpointing:
 def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing):
     from daeflow.train import callbacks as cb
 
-    bookkeeper = cb.Bookkeeper(state, options.early_stopping)
+    objective = objectives.chosen(options)
+    bookkeeper = cb.Bookkeeper(state, options.early_stopping, objectives.monitor(objective))
     budget = cb.TimeBudget(options.time_budget, bookkeeper) if options.time_budget else None
     chain = [
         cb.SignalCheck(),
         cb.EpochTimer(state),  # stops the clock before validation starts
-        cb.Validator(val.source, val.indices, options.batch_size, multiple),
+        cb.Validator(
+            val.source,
+            val.indices,
+            options.batch_size,
+            multiple,
+            objective,
+            options.objective_params,
+            options.seed,
+        ),  # fmt: skip
         cb.StopOnNaN(options.learning_rate),
     ]
     if options.lr_schedule != "constant" or options.lr_warmup or budget:
@@ -134,6 +146,8 @@ def fit(
         repeats,
         state.epoch,
         options.epoch_limit,
+        objectives.chosen(options),
+        options.objective_params,
     )
     note = numpy_noise_note(train.source)
     if note and write:
@@ -157,6 +171,7 @@ def fit(
         history=list(state.history),
         best_epoch=state.best_epoch,
         best_val_psnr=state.best_val_psnr,
+        best_val_loss=state.best_val_loss,
         stop_reason=state.stop_reason,
         train_seconds=state.elapsed,
         images_per_second=len(train) * repeats / steady_seconds(state.epoch_seconds),

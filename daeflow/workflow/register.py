@@ -4,9 +4,11 @@ Each version carries a model card (Markdown, shown by the MLflow UI as its descr
 written from what the run logged, and tags for searching the registry.
 """
 
+from daeflow.data.prepare import CLEAN_TARGETS, CLEAN_USE
 from daeflow.data.ranges import RANGE_PARAM
 from daeflow.errors import UsageError
 from daeflow.track.names import TAG_EPOCHS_DONE, TAG_MODEL_CHECK, TAG_TRAIN_DIGEST
+from daeflow.train.objectives import SUPERVISED, described_run
 
 USE = (
     "    daeflow denoise in.npy -o out.npy --model {uri}\n"
@@ -45,6 +47,8 @@ def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
     facts = [
         f"architecture: `{arch}` from plugin `{params.get('plugin.distribution', '?')}` "
         f"{params.get('plugin.version', '')}" + (f" ({hyper})" if hyper else ""),
+        f"objective: {described_run(params)}; clean images used: "
+        f"{params.get(CLEAN_USE, CLEAN_TARGETS)}",
         f"data: {params.get('data.shape', '?')} {params.get('data.dtype', '?')}, data range "
         f"{params.get(RANGE_PARAM, '?')}, SHA-256 `{tags.get(TAG_TRAIN_DIGEST, '?')}`",
         f"split: train {params.get('split.train', '?')}, validation "
@@ -79,6 +83,7 @@ def card_tags(run) -> dict:
     params, metrics = run.data.params, run.data.metrics
     found = {
         "arch": params.get("arch"),
+        "objective": params.get("objective", SUPERVISED),
         "plugin": params.get("plugin.distribution"),
         "data.sha256": run.data.tags.get(TAG_TRAIN_DIGEST),
         "data.dtype": params.get("data.dtype"),

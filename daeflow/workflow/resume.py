@@ -97,6 +97,7 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
         prepare,
         remember_end,
         resolve_arch,
+        resolve_objective,
         train_in_active_run,
     )
 
@@ -115,7 +116,7 @@ def _resume_held(run, folder: RunFolder, overrides: dict, uri: str, write):
     logged = run.data.params.get(RANGE_PARAM)
     data = prepare_data(
         config.data, provided.spec, config.train.seed, config.train.patch_size,
-        float(logged) if logged else None,
+        float(logged) if logged else None, resolve_objective(config.train),
     )  # fmt: skip
     for line in data.lines:
         write(line)

@@ -8,10 +8,10 @@ import numpy as np
 from daeflow import __version__
 from daeflow.config import RunConfig
 from daeflow.data.digest import sha256_digest
-from daeflow.data.prepare import PreparedData, prepare_data
+from daeflow.data.prepare import CLEAN_USE, PreparedData, prepare_data
 from daeflow.data.ranges import RANGE_RULE
 from daeflow.plugin import building, hyperparams
-from daeflow.plugin.registry import get_architecture
+from daeflow.plugin.registry import get_architecture, get_objective
 from daeflow.track.names import (
     TAG_COMMAND,
     TAG_COMMAND_LINE,
@@ -59,6 +59,7 @@ class PreparedRun:
     model: object
     precision: object  # train.precision.Precision
     placement: object  # runtime.devices.Placement
+    objective: object = None  # the training objective's spec
 
     def where_params(self) -> dict:
         """The precision chosen, why, and the devices: MLflow params of the run."""
@@ -79,6 +80,16 @@ def resolve_arch(name: str, given: dict):
     return provided, params
 
 
+def resolve_objective(train) -> object:
+    """The training objective that TrainOptions name (its spec); their objective_params
+    become its validated parameters."""
+    spec = get_objective(train.objective).spec
+    train.objective_params = hyperparams.resolve(
+        spec.params, train.objective_params, f"Objective {spec.name!r}"
+    )
+    return spec
+
+
 def prepare(
     config: RunConfig, write=print, provided=None, data: PreparedData | None = None
 ) -> PreparedRun:
@@ -90,8 +101,11 @@ def prepare(
     if provided is None:
         provided, config.arch_params = resolve_arch(config.arch, config.arch_params)
     params, arch = config.arch_params, provided.spec
+    objective = resolve_objective(config.train)
     if data is None:
-        data = prepare_data(config.data, arch, config.train.seed, config.train.patch_size)
+        data = prepare_data(
+            config.data, arch, config.train.seed, config.train.patch_size, objective=objective
+        )
         for line in data.lines:
             write(line)
     probe = building.probe_size(
@@ -122,7 +136,7 @@ def prepare(
             "installed daeflow plugin, so daeflow will refuse to load the logged model. "
             "Package the layers as a plugin (docs/plugins.md)."
         )
-    return PreparedRun(config, provided, data, model, chosen, placement)
+    return PreparedRun(config, provided, data, model, chosen, placement, objective)
 
 
 def _versions(provided) -> dict:
@@ -463,16 +477,29 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     config, data, arch = prepared.config, prepared.data, prepared.provided.spec
     multiple = arch.size_multiple
     stop_point("final-evaluation")
-    test, noisy = evaluate(
-        result.model, data.test.source, data.test.indices, config.train.batch_size, multiple,
-        with_noisy=True,
-    )  # fmt: skip
     results = folder.results
-    percentiles, worst = write_test_report(results, result.model, data.test, test, noisy, multiple)
-    metrics = {**summary(test, noisy), **percentiles}
+    results.mkdir(parents=True, exist_ok=True)
+    if data.test.source.has_clean:
+        test, noisy = evaluate(
+            result.model, data.test.source, data.test.indices, config.train.batch_size,
+            multiple, with_noisy=True,
+        )  # fmt: skip
+        percentiles, worst = write_test_report(
+            results, result.model, data.test, test, noisy, multiple
+        )
+        metrics = {**summary(test, noisy), **percentiles}
+    else:  # no clean image to score against: the objective's loss on the noisy test images
+        from daeflow.train.objectives import loss_per_image
+
+        losses = loss_per_image(
+            result.model, data.test.source, data.test.indices, prepared.objective,
+            config.train.objective_params, config.train.seed, multiple,
+        )  # fmt: skip
+        metrics, worst = {"test_objective_loss": float(losses.mean())}, None
     metrics.update(
         best_epoch=result.best_epoch,
-        best_val_psnr=result.best_val_psnr,
+        **({"best_val_psnr": result.best_val_psnr} if data.val.source.has_clean else {}),
+        best_val_loss=result.best_val_loss,
         train_seconds=result.train_seconds,
         train_images_per_second=result.images_per_second,
         **cost_metrics(
@@ -484,6 +511,8 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     facts = [
         ("architecture", f"{arch.name} ({plugin.distribution} {plugin.version})"),
         ("hyperparameters", " ".join(f"{k}={v}" for k, v in config.arch_params.items())),
+        ("objective", objective_line(prepared)),
+        ("clean images used", data.params[CLEAN_USE]),
         ("data", f"{data.pairs[0][3]}, {data.params['data.shape']} {data.params['data.dtype']}"),
         ("data range", f"{data.data_range:g} ({data.params[RANGE_RULE]})"),
         ("data digest (SHA-256)", digest),
@@ -503,6 +532,15 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     if data.targets_note:  # said before training too; the numbers it qualifies come now
         notes.insert(0, data.targets_note)
     return Trained(result, metrics, "", notes, baselines)
+
+
+def objective_line(prepared: PreparedRun) -> str:
+    """The run's objective in words (the report's, the model card's)."""
+    from daeflow.train.objectives import described
+
+    train, objective = prepared.config.train, prepared.objective
+    needs_clean = objective is None or objective.needs_clean
+    return described(train.objective, train.objective_params, needs_clean)
 
 
 def run(config: RunConfig, write=print) -> RunOutcome:

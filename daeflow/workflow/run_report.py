@@ -15,7 +15,7 @@ import numpy as np
 from daeflow.infer.evaluation import inference_ms
 from daeflow.infer.tiling import predict
 from daeflow.quality import charts, html
-from daeflow.quality.images import denoising_grid
+from daeflow.quality.images import denoising_grid, noisy_grid
 
 PROBES = 4
 DISPLAY = 256  # larger images are shown by a centred crop of at most this size
@@ -32,23 +32,28 @@ BASELINES_THEN = (
 
 
 def display_pairs(source, indices, multiple: int = 1):
-    """Fixed (noisy, clean) pairs of `indices`, centre-cropped to at most DISPLAY pixels."""
+    """Fixed (noisy, clean) pairs of `indices`, centre-cropped to at most DISPLAY pixels
+    (clean None for noisy images alone)."""
     height, width = source.image_shape[:2]
     size_h = min(height, max(multiple, DISPLAY // multiple * multiple))
     size_w = min(width, max(multiple, DISPLAY // multiple * multiple))
     top = (height - size_h) // 2 // multiple * multiple
     left = (width - size_w) // 2 // multiple * multiple
     pairs = [source.windows(int(i), top, left, size_h, size_w) for i in indices]
-    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+    noisy = np.concatenate([p[0] for p in pairs])
+    return noisy, (np.concatenate([p[1] for p in pairs]) if source.has_clean else None)
 
 
 def probe_renderer(subset, multiple: int = 1):
-    """A function drawing the probe grid (clean | noisy | denoised | error) of a model."""
+    """A function drawing the probe grid of a model: clean | noisy | denoised | error, or
+    noisy | denoised for noisy images alone."""
     ordered = np.sort(subset.indices)  # spread over the split, the same for the same seed
     indices = ordered[np.unique(np.linspace(0, len(ordered) - 1, PROBES).astype(int))]
     noisy, clean = display_pairs(subset.source, indices, multiple)
 
     def render(model) -> np.ndarray:
+        if clean is None:
+            return noisy_grid(noisy, predict(model, noisy, multiple))
         return denoising_grid(clean, noisy, predict(model, noisy, multiple))
 
     return render

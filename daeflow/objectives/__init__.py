@@ -1,0 +1,1 @@
+"""The built-in training objectives, registered through the same hook as third-party ones."""
