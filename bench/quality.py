@@ -28,6 +28,7 @@ SIGMA = 25.0
 # The recipe's network when --arch and --arch-param are left alone: residual_fast with ten
 # half-size convs in five residual blocks (BENCHMARKS.md, issue 15).
 RECIPE_ARCH_PARAMS = {"residual_fast": ["depth=10", "residual_blocks=true"]}
+VAL_FRACTION = TEST_FRACTION = 0.05  # of train400: 20 images each
 
 
 def load_pngs(folder: Path) -> list[np.ndarray]:
@@ -36,17 +37,18 @@ def load_pngs(folder: Path) -> list[np.ndarray]:
 
 
 def train_command(args, clean_path: Path, store: str) -> list[str]:
+    data = ["--clean", str(clean_path), "--noise", "gaussian", "--noise-param", f"sigma={SIGMA}"]
+    return recipe_command(args, data, "quality-benchmark", store)
+
+
+def recipe_command(args, data: list[str], experiment: str, store: str) -> list[str]:
+    """`daeflow run` with the recipe of add_recipe_options, on the `data` options given."""
     command = [
         str(ROOT / ".venv" / "bin" / "daeflow"),
         "run",
         "--arch",
         args.arch,
-        "--clean",
-        str(clean_path),
-        "--noise",
-        "gaussian",
-        "--noise-param",
-        f"sigma={SIGMA}",
+        *data,
         "--patch-size",
         str(args.patch_size),
         "--patches-per-image",
@@ -65,13 +67,13 @@ def train_command(args, clean_path: Path, store: str) -> list[str]:
         "--epochs",
         "1000",
         "--val-fraction",
-        "0.05",
+        str(VAL_FRACTION),
         "--test-fraction",
-        "0.05",
+        str(TEST_FRACTION),
         "--seed",
         str(args.seed),
         "--experiment",
-        "quality-benchmark",
+        experiment,
         "--tracking-uri",
         store,
         "--jit-compile" if args.jit else "--no-jit-compile",
@@ -86,13 +88,14 @@ def train_command(args, clean_path: Path, store: str) -> list[str]:
     return command
 
 
-def set12_scores(model) -> tuple[list, float]:
-    """Per-image (name, noisy PSNR, PSNR, SSIM) on Set12, and the seconds spent denoising."""
+def set12_scores(model, limit: int | None = None) -> tuple[list, float]:
+    """Per-image (name, noisy PSNR, PSNR, SSIM) on Set12 (its first `limit` images), and the
+    seconds spent denoising."""
     from daeflow.quality.metrics import psnr, ssim
 
     rows, seconds = [], 0.0
     names = sorted(p.name for p in (DATA / "Set12").glob("*.png"))
-    for name, image in zip(names, load_pngs(DATA / "Set12"), strict=True):
+    for name, image in list(zip(names, load_pngs(DATA / "Set12"), strict=True))[:limit]:
         clean = image.astype(np.float64)[None, ..., None] / 255
         noise = np.random.default_rng(0).normal(0, SIGMA / 255, clean.shape)
         noisy = (clean + noise).astype(np.float32)
@@ -123,8 +126,8 @@ def print_table(rows) -> float:
     return mean
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The training recipe's options (network, patches, schedule, budget, seed, precision)."""
     parser.add_argument(
         "--arch",
         default="residual_fast",
@@ -150,6 +153,11 @@ def main() -> int:
         default="auto",
         help="daeflow --precision: auto picks mixed_bfloat16 on CPUs with amx_bf16/avx512_bf16",
     )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_recipe_options(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--run-id", help="skip training; score this run's model")
     parser.add_argument(
