@@ -30,7 +30,7 @@ def changed_options(config: RunConfig, overrides: dict) -> dict[str, tuple]:
 
     from daeflow.config import TrainOptions
 
-    unknown = sorted(set(overrides) - set(TRAIN_PARAM_NAMES))
+    unknown = sorted(set(overrides) - set(TRAIN_PARAM_NAMES) | set(overrides) & {"objective"})
     if unknown:
         raise UsageError(
             f"--resume continues a run with its own data and architecture; "

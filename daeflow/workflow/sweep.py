@@ -60,7 +60,8 @@ def child_config(base: RunConfig, arch: str, point: dict, seed: int) -> RunConfi
     train = {k: v for k, v in point.items() if not k.startswith("arch.")}
     values = {**asdict(config.train), **train}
     values.pop("seed")
-    config.train = TrainOptions.from_strings(values, seed)
+    objective_params = values.pop("objective_params")
+    config.train = TrainOptions.from_strings(values, seed, objective_params)
     return config
 
 
