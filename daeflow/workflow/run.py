@@ -522,7 +522,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     ]
     page = run_report.run_page(
         f"daeflow run: {arch.name}", facts, metrics, baselines, result.history,
-        render_probes(result.model), worst, arch.name,
+        render_probes(result.model), worst, arch.name, loss_name(prepared),
     )  # fmt: skip
     (results / "report.html").write_text(page)
     flavor.save_local(result.model, folder.model, model_metadata(prepared), plugin.distribution)
@@ -532,6 +532,14 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     if data.targets_note:  # said before training too; the numbers it qualifies come now
         notes.insert(0, data.targets_note)
     return Trained(result, metrics, "", notes, baselines)
+
+
+def loss_name(prepared: PreparedRun) -> str:
+    """What the run's training and validation losses are, for its charts."""
+    objective = prepared.objective
+    if objective is None or objective.needs_clean:
+        return "MSE on [0, 1]"
+    return f"{objective.name}'s own, on noisy images"
 
 
 def objective_line(prepared: PreparedRun) -> str:

@@ -184,8 +184,11 @@ def run_page(
     probe,
     worst=None,
     arch: str | None = None,
+    loss_name: str = "MSE on [0, 1]",
 ) -> str:
-    """report.html of one run: numbers, curves (when it trained), the probe grid, worst images."""
+    """report.html of one run: numbers, curves (when it trained), the probe grid, worst images.
+
+    `loss_name` says what the training and validation losses are."""
     sections = [("Test set, per-image means", numbers_table(metrics, baselines))]
     cost = [
         ["training time s", metrics.get("train_seconds")],
@@ -201,22 +204,14 @@ def run_page(
         def curve(key):
             return [(e, h[key]) for e, h in zip(epochs, history, strict=True) if key in h]
 
-        sections.append(
-            (
-                "Training curves",
-                '<div class="charts">'
-                + charts.line_chart(
-                    {"validation PSNR": curve("val_psnr")}, "Validation PSNR", "epoch", "dB"
-                )
-                + charts.line_chart(
-                    {"training loss": curve("loss"), "validation loss": curve("val_loss")},
-                    "Loss (MSE on [0, 1])",
-                    "epoch",
-                    "loss",
-                )
-                + "</div>",
-            )
-        )
+        psnr = curve("val_psnr")  # none without clean validation images
+        losses = {"training loss": curve("loss"), "validation loss": curve("val_loss")}
+        shown = [
+            *([charts.line_chart({"validation PSNR": psnr}, "Validation PSNR", "epoch", "dB")]
+              if psnr else []),
+            charts.line_chart(losses, f"Loss ({loss_name})", "epoch", "loss"),
+        ]  # fmt: skip
+        sections.append(("Training curves", '<div class="charts">' + "".join(shown) + "</div>"))
     sections.append(
         ("Validation probes, final model", html.image(probe, "probe grid of the final model"))
     )
