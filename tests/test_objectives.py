@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -132,10 +133,11 @@ def test_each_objective_trains_from_noisy_arrays_alone(trained, name, own_params
     assert params["data.clean"] == "None"  # no clean training file
     assert np.isfinite(metrics["train/best_val_loss"])
     assert metrics["train/best_epoch"] >= 1
-    history = mlflow.MlflowClient(trained["uri"]).get_metric_history(
-        run.info.run_id, "epoch/val_loss"
-    )
+    client = mlflow.MlflowClient(trained["uri"])
+    history = client.get_metric_history(run.info.run_id, "epoch/val_loss")
     assert len(history) == int(params["epochs"])
+    report = Path(client.download_artifacts(run.info.run_id, "report.html")).read_text()
+    assert "trained without clean images: " + name in report
     if clean_use == "test scores only":
         # Scored against the clean images of --test-data; no objective loss stands in.
         assert np.isfinite(metrics["test/psnr"]) and np.isfinite(metrics["test/ssim"])
@@ -146,6 +148,7 @@ def test_each_objective_trains_from_noisy_arrays_alone(trained, name, own_params
         assert np.isfinite(metrics["test/objective_loss"])
         assert not any(k.startswith("test/") and "psnr" in k for k in metrics)
         assert "no clean test images, so no PSNR" in trained["outputs"][name]
+        assert "No clean test images: PSNR and SSIM were not measured" in report
     if name == "noise2noise":
         assert params["data.data"].endswith("shots.npz")
     else:

@@ -158,8 +158,19 @@ def notes(metrics: dict, baselines: list[dict], arch: str | None = None) -> list
     return found
 
 
+NO_CLEAN = (
+    "No clean test images: PSNR and SSIM were not measured. The number is the objective's "
+    "own loss on the noisy test images; pass --test-data PAIRS.npz (keys clean, noisy) to "
+    "score the model on clean references, which are never used for training."
+)
+
+
 def numbers_table(metrics: dict, baselines: list[dict]) -> str:
-    """Test PSNR/SSIM of the run next to the noisy input and the baselines of the same data."""
+    """Test PSNR/SSIM of the run next to the noisy input and the baselines of the same data
+    (without clean test images: the objective's test loss, and why there is no PSNR)."""
+    if "test_psnr" not in metrics and "test_objective_loss" in metrics:
+        rows = [["this run, objective's loss", metrics["test_objective_loss"]]]
+        return html.table(["test set", "loss"], rows) + html.paragraph(NO_CLEAN)
     rows = [
         ["this run", metrics.get("test_psnr"), metrics.get("test_ssim")],
         ["noisy input", metrics.get("noisy_psnr"), metrics.get("noisy_ssim")],
