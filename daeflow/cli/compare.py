@@ -9,6 +9,8 @@ import typer
 
 from daeflow.cli.common import Json, TrackingUri, app, guarded, print_table
 
+WHOLE = ("run", "arch", "objective")  # what a row is: never cut, however narrow the table
+
 
 def _fmt(value, digits=2) -> str:
     if value is None:
@@ -91,7 +93,7 @@ def compare(
             digest = None if key.data == "?" else key.data
             title += f" on data {(digest or 'unknown')[:12]} ({listed[0]['data_source']}), "
             title += key.describe()
-        print_table(shown, list(shown[0]) if shown else ["run"], title)
+        print_table(shown, list(shown[0]) if shown else ["run"], title, WHOLE)
         if extra:
             typer.echo(
                 f"With {len(extra)} classical baseline(s) of the same data, test split and data "

@@ -38,7 +38,7 @@ def data_digest(run) -> str | None:
 def data_source(run) -> str:
     """Where a run's data came from, as its params say."""
     params = run.data.params
-    for key in ("data.data", "data.clean", "data.clean_path"):
+    for key in ("data.data", "data.clean", "data.clean_path", "data.noisy"):
         if params.get(key) not in (None, "None"):
             return str(params[key])
     return "demo photographs" if "data.clean" in params else "?"
