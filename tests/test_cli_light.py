@@ -22,7 +22,16 @@ print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.st
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["archs"], ["archs", "--json"], ["plugins"], ["run", "--help"]]
+    "args",
+    [
+        ["--help"],
+        ["archs"],
+        ["archs", "--json"],
+        ["objectives"],
+        ["objectives", "--json"],
+        ["plugins"],
+        ["run", "--help"],
+    ],
 )
 def test_listing_commands_do_not_import_heavy_modules(args):
     result = subprocess.run(
@@ -53,3 +62,37 @@ def test_archs_json_lists_the_builtins_with_their_plugin():
         "filters": 32,
         "kernel_size": 3,
     }
+
+
+def test_objectives_json_lists_the_builtins_with_their_data_and_params():
+    from typer.testing import CliRunner
+
+    from daeflow.cli import app
+
+    result = CliRunner().invoke(app, ["objectives", "--json"])
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"supervised", "noise2noise", "noise2void", "r2r"}
+    assert rows["noise2void"]["plugin"] == "daeflow.objectives.noise2void"
+    assert rows["noise2void"]["distribution"] == "daeflow"
+    assert {name: row["data"] for name, row in rows.items()} == {
+        "supervised": "pairs",
+        "noise2noise": "noisy_pairs",
+        "noise2void": "noisy",
+        "r2r": "noisy_and_model",
+    }
+    assert rows["r2r"]["needs"] == "single noisy images and their noise model (--noisy, --noise)"
+    assert [row["needs_clean"] for row in rows.values()].count(True) == 1
+    (strategy, *_) = rows["noise2void"]["params"]
+    assert strategy == {
+        "name": "strategy",
+        "type": "str",
+        "default": "uniform",
+        "allowed": "one of uniform, median",
+        "help": strategy["help"],
+    }
+    assert "N2V2" in strategy["help"]
+    assert {p["name"]: p["allowed"] for p in rows["r2r"]["params"]} == {"alpha": "0.01 to 10"}
+    table = CliRunner().invoke(app, ["objectives"])
+    assert table.exit_code == 0
+    assert "masked_pixel_percentage=0.2" in table.stdout and "alpha=0.5" in table.stdout

@@ -35,6 +35,82 @@ def test_sweep_refuses_a_bad_grid_before_any_run(tracking_uri, pair_files, param
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--param", "objective.nope=1"], "Objective 'noise2void' has no parameter 'nope'"),
+        (["--param", "objective.strategy=uniform,sideways"], "must be one of uniform, median"),
+        (
+            ["--param", "objective=noise2void,noise2noise"],
+            "Objectives noise2noise, noise2void cannot be ranked together",
+        ),
+    ],
+)
+def test_sweep_refuses_a_bad_objective_grid_before_any_run(
+    tracking_uri, pair_files, extra, message
+):
+    _, noisy = pair_files(n=8, size=16)
+    args = ["sweep", "--arch", "conv_baseline", "--objective", "noise2void", "--noisy", noisy]
+    result = cli(*args, *extra, code=2)
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and message in line
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_objective_grid_keys_reach_each_childs_objective_params():
+    from daeflow.config import RunConfig, TrainOptions
+    from daeflow.workflow.sweep import child_config, configurations, parse_grid
+
+    grid = parse_grid(["objective.strategy=uniform,median", "epochs=1"])
+    base = RunConfig(
+        "conv_baseline",
+        train=TrainOptions(objective="noise2void", objective_params={"roi_size": "5"}),
+    )
+    made = [child_config(base, arch, point, 3) for _, arch, point in configurations(["x"], grid)]
+    assert [c.train.objective_params for c in made] == [
+        {"roi_size": "5", "strategy": "uniform"},
+        {"roi_size": "5", "strategy": "median"},
+    ]
+    assert {(c.train.objective, c.train.epochs, c.train.seed) for c in made} == {
+        ("noise2void", 1, 3)
+    }
+
+
+@pytest.mark.slow
+def test_a_sweep_without_clean_images_ranks_and_registers_by_validation_loss(
+    tracking_uri, pair_files
+):
+    _, noisy = pair_files(n=12, size=16)
+    result = cli(
+        "sweep", "--arch", "conv_baseline", "--objective", "noise2void", "--noisy", noisy,
+        "--param", "objective.masked_pixel_percentage=0.5,20", "--seeds", "1", "--epochs", "1",
+        "--batch-size", "4", "--register-best", "n2v",
+    )  # fmt: skip
+    assert "Runs are ranked by best_val_loss: the noise2void objective's validation loss" in (
+        result.stdout
+    )
+    assert "val loss mean" in result.stdout
+    (parent,) = by_command("sweep")
+    assert parent.data.tags["daeflow.ranked_by"] == "best_val_loss (lower is better)"
+    children = {
+        r.data.params["objective.masked_pixel_percentage"]: r
+        for r in mlflow.search_runs(search_all_experiments=True, output_format="list")
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    assert set(children) == {"0.5", "20.0"}
+    losses = {k: r.data.metrics["train/best_val_loss"] for k, r in children.items()}
+    assert all("test/psnr" not in r.data.metrics for r in children.values())
+    assert len(set(losses.values())) == 2
+    best = min(losses, key=losses.get)
+    grid_value = {"0.5": "0.5", "20.0": "20"}[best]
+    assert parent.data.tags["best_config"] == (
+        f"conv_baseline objective.masked_pixel_percentage={grid_value}"
+    )
+    assert parent.data.metrics["sweep/best_val_loss_mean"] == pytest.approx(losses[best])
+    version = mlflow.MlflowClient().get_model_version("n2v", "1")
+    assert version.run_id == children[best].info.run_id
+
+
 @pytest.mark.slow
 def test_sweep_then_compare_and_baseline(tracking_uri, pair_files, tmp_path):
     data = data_args(pair_files)

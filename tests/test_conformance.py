@@ -146,3 +146,129 @@ def test_check_arch_refuses_a_bad_set_before_any_check():
         "Error: Architecture 'residual' parameter 'depth' must be 3 to 30. Received: '2'"
     )
     assert result.stdout == ""
+
+
+OBJECTIVES = ("noise2noise", "noise2void", "r2r", "supervised")
+
+
+def test_the_builtin_objectives_are_the_ones_checked():
+    from daeflow.plugin.registry import all_objectives
+
+    assert tuple(sorted(all_objectives())) == OBJECTIVES
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_builtin_objectives_conform(name):
+    from daeflow.testing import check_objective
+
+    report = check_objective(name)
+    assert report.objective == name and report.plugin.endswith("(daeflow)")
+    for shape in ((16, 16, 1), (20, 28, 3)):
+        assert f"defaults: batch keeps the pieces' shape {shape}" in report.passed
+        assert f"defaults: finite scalar loss, gradients reach the model {shape}" in report.passed
+    seeded = any("another seed, another batch" in check for check in report.passed)
+    assert seeded == (name != "supervised")
+
+
+def test_noise2void_conforms_for_each_parameter_set():
+    from daeflow.testing import check_objective
+
+    sets = [{"strategy": "median"}, {"roi_size": 3, "masked_pixel_percentage": 5.0}]
+    report = check_objective("noise2void", param_sets=sets)
+    assert sum("batch keeps" in check for check in report.passed) == 4
+    assert any(
+        check.startswith("roi_size=3 masked_pixel_percentage=5.0:") for check in report.passed
+    )
+
+
+def _wrong_shape(images, seed, params, variance):
+    (noisy,) = images
+    return noisy[:, ::2], noisy
+
+
+def _stateful(images, seed, params, variance):
+    import tensorflow as tf
+
+    (noisy,) = images
+    return noisy + tf.random.normal(tf.shape(noisy), stddev=0.01), noisy
+
+
+def _fixed_seed(images, seed, params, variance):
+    import tensorflow as tf
+
+    (noisy,) = images
+    fixed = tf.constant([1, 2], tf.int64)
+    return noisy + tf.random.stateless_normal(tf.shape(noisy), fixed, stddev=0.01), noisy
+
+
+def _numpy_loss(targets, predictions, params):
+    import numpy as np
+    import tensorflow as tf
+
+    return tf.constant(float(np.mean((np.asarray(predictions) - np.asarray(targets)) ** 2)))
+
+
+def _per_pixel_loss(targets, predictions, params):
+    import tensorflow as tf
+
+    return tf.square(predictions - targets)
+
+
+def _stopped_loss(targets, predictions, params):
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(tf.stop_gradient(predictions) - targets))
+
+
+def _same(images, seed, params, variance):
+    import tensorflow as tf
+
+    (noisy,) = images
+    return noisy, noisy + 0.0 * tf.random.stateless_uniform([], seed)
+
+
+def register_objective(batch, loss=None):
+    from daeflow import Objective
+
+    objective = Objective("wrong_objective", "Wrong on purpose.", "noisy", batch, loss=loss)
+    get_plugins().register(
+        types.SimpleNamespace(register_objectives=hookimpl(lambda: [objective])),
+        name="wrong-objective-plugin",
+        dist="daeflow-wrong",
+    )
+
+
+@pytest.mark.parametrize(
+    "batch, loss, expected",
+    [
+        (_wrong_shape, None, "batch returned inputs of shape (8, 8, 16, 1); they must keep"),
+        (_stateful, None, "the same seed gave a different batch"),
+        (_fixed_seed, None, "two different seeds gave the same batch"),
+        (_same, _numpy_loss, "the loss raised"),
+        (_same, _per_pixel_loss, "the loss must be a finite scalar"),
+        (_same, _stopped_loss, "the loss's gradients do not reach the model's weights"),
+    ],
+)
+def test_objective_kit_fails_with_a_clear_message(batch, loss, expected):
+    from daeflow.testing import check_objective
+
+    register_objective(batch, loss)
+    with pytest.raises(ConformanceError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        check_objective("wrong_objective")
+    result = CliRunner().invoke(app, ["check-objective", "wrong_objective"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: check-objective failed: Objective")
+    assert "wrong-objective-plugin" in lines[0] and expected in lines[0]
+
+
+def test_check_objective_cli_reports_each_check_for_each_set():
+    result = CliRunner().invoke(
+        app, ["check-objective", "noise2void", "--set", "strategy=median", "--set", "roi_size=3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("  ok  ") == 12
+    assert (
+        "noise2void from daeflow.objectives.noise2void (daeflow) meets the daeflow objective"
+        in (result.stdout)
+    )

@@ -68,6 +68,39 @@ def test_good_entry_point_plugin_is_listed_with_its_distribution(site):
     ]
 
 
+OBJECTIVE = """
+from daeflow import HyperParam, Objective, hookimpl
+
+def batch(images, seed, params, variance):
+    (noisy,) = images
+    return noisy, noisy
+
+@hookimpl
+def register_objectives():
+    return [Objective("{name}", "A test objective.", "noisy", batch,
+                      (HyperParam("width", "int", 3, "How wide.", min=1),))]
+"""
+
+
+def test_plugins_shows_each_builtin_hook_and_objectives_lists_a_plugins_objective(site):
+    rows = json.loads(invoke("plugins", "--json").stdout)
+    hooks = {r["name"]: r["hooks"] for r in rows}
+    assert hooks["daeflow.objectives.noise2void"] == ["register_objectives"]
+    assert hooks["daeflow.data.noise"] == ["register_noise_models"]
+    assert hooks["daeflow.architectures.residual"] == ["register_architectures"]
+    site("daeflow-myobj", OBJECTIVE.format(name="my_objective"))
+    rows = json.loads(invoke("plugins", "--json").stdout)
+    (mine,) = [r for r in rows if r["distribution"] == "daeflow-myobj"]
+    assert mine["hooks"] == ["register_objectives"] and mine["status"] == "ok"
+    listed = {r["name"]: r for r in json.loads(invoke("objectives", "--json").stdout)}
+    assert listed["my_objective"]["distribution"] == "daeflow-myobj"
+    assert listed["my_objective"]["version"] == "0.1"
+    assert listed["my_objective"]["params"] == [
+        {"name": "width", "type": "int", "default": 3, "allowed": ">= 1", "help": "How wide."}
+    ]
+    assert "my_objective" in invoke("objectives").stdout
+
+
 @pytest.mark.parametrize(
     "code, expected",
     [

@@ -141,3 +141,56 @@ def test_compare_ranks_by_either_name_of_a_metric(tracking_uri, metric):
     fake_run(client, experiment, "c" * 64, 30.0)
     rows = json.loads(cli("compare", "--metric", metric, "--json").stdout)["runs"]
     assert [r["test_psnr"] for r in rows] == [30.0, 20.0]
+
+
+def test_compare_sets_supervised_and_self_supervised_runs_on_one_test_file_in_one_table(
+    tracking_uri,
+):
+    """Each trained on other data (pairs, noisy images alone), all scored on one --test-data
+    file: one table with their objective; r2r's --noise names its images' noise, drawn on
+    nothing, so it does not set r2r apart."""
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    test = {"data__range": 255.0, "seed": 0}
+    alone = {"data__clean_use": "test scores only", **test}
+    supervised = fake_run(client, experiment, "a" * 64, 29.0, **test)  # logged before objectives
+    n2v = fake_run(client, experiment, "b" * 64, 27.5, objective="noise2void", **alone)
+    r2r = fake_run(client, experiment, "b" * 64, 28.5, objective="r2r", data__noise="gaussian",
+                   noise__sigma=25.0, **alone)  # fmt: skip
+    n2n = fake_run(client, experiment, "c" * 64, 28.8, objective="noise2noise", **alone)
+    for run in (supervised, n2v, r2r, n2n):
+        client.set_tag(run, "data.test.sha256", "f" * 64)
+    found = json.loads(cli("compare", "--json").stdout)
+    (table,) = found["tables"]
+    assert table["runs"] == [supervised, n2n, r2r, n2v]
+    assert (table["split"], table["noise"], table["data"]) == ("file ffffffffffff", "", "any")
+    objectives = {r["run_id"]: r["objective"] for r in found["runs"]}
+    assert objectives == {supervised: "supervised", n2v: "noise2void", r2r: "r2r",
+                          n2n: "noise2noise"}  # fmt: skip
+    text = cli("compare").stdout
+    assert text.count("Runs by test_psnr") == 1
+    assert "on one test file, whatever they trained on: range 255, test split file" in text
+    for name in ("supervised", "noise2void", "r2r", "noise2noise"):
+        assert name in text
+
+
+def test_compare_shows_a_dash_for_runs_without_test_psnr_and_ranks_them_last(tracking_uri):
+    """A run without clean test images logs its objective's test loss, no PSNR."""
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("daeflow")
+    tags = {"daeflow.command": "run", "data.train.sha256": "d" * 64}
+    unscored = client.create_run(experiment, tags=tags).info.run_id
+    for name, value in {"arch": "conv_baseline", "objective": "noise2void", **SPLIT}.items():
+        client.log_param(unscored, name.replace("__", "."), value)
+    client.log_metric(unscored, "test/objective_loss", 0.01)
+    client.set_terminated(unscored)
+    low = fake_run(client, experiment, "d" * 64, 5.0, **SPLIT)
+    high = fake_run(client, experiment, "d" * 64, 21.0, **SPLIT)
+    found = json.loads(cli("compare", "--json").stdout)
+    assert [r["run_id"] for r in found["runs"]] == [high, low, unscored]
+    assert found["runs"][-1]["test_psnr"] is None
+    assert found["runs"][-1]["objective"] == "noise2void"
+    text = cli("compare").stdout
+    (row,) = [line for line in text.splitlines() if unscored[:8] in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[cells.index("noise2void") + 2] == "-"  # objective, params, PSNR

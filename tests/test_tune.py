@@ -125,6 +125,73 @@ def test_a_study_continued_at_another_data_range_ranks_only_the_newest_range():
     assert (summary["best_trial"], summary["best_value"], summary["apart"]) == (2, 31.0, 1)
 
 
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--space", "objective.nope=choice:1"], "objective noise2void has no parameter 'nope'"),
+        (["--space", "objective.roi_size=int:1:5"], "(objective noise2void) must be 3 to 21"),
+        (["--space", "objective.roi_size=int:3:5", "--metric", "val_psnr"], "--metric val_loss"),
+        (["--space", "objective=choice:supervised,noise2void"], "cannot be ranked together"),
+    ],
+)
+def test_an_objective_space_is_checked_before_any_trial(extra, fragment, tmp_path):
+    store = tmp_path / "mlflow.db"
+    args = ["tune", "--arch", "conv_baseline", "--objective", "noise2void", *extra]
+    result = cli(*args, "--tracking-uri", f"sqlite:///{store}", code=2)
+    one_error_line(result, 2, fragment)
+    assert not store.exists() and not (tmp_path / "optuna.db").exists()
+
+
+def test_a_study_of_a_loss_ranks_the_lowest_best():
+    from optuna.distributions import IntDistribution
+    from optuna.trial import create_trial
+
+    from daeflow.workflow.tune import summarize
+
+    study = optuna.create_study(direction="minimize")
+    for value in (0.03, 0.01, 0.02):
+        study.add_trial(
+            create_trial(
+                params={"objective.roi_size": 3},
+                distributions={"objective.roi_size": IntDistribution(3, 5)},
+                value=value,
+            )
+        )
+    summary = summarize(study)
+    assert (summary["best_trial"], summary["best_value"]) == (1, 0.01)
+
+
+@pytest.mark.slow
+def test_a_study_without_clean_images_compares_trials_on_validation_loss(tracking_uri, pair_files):
+    _, noisy = pair_files(n=12, size=16)
+    result = cli(
+        "tune", "--arch", "conv_baseline", "--objective", "noise2void", "--noisy", noisy,
+        "--space", "objective.masked_pixel_percentage=choice:0.5,20", "--sampler", "grid",
+        "--trials", "2",
+        "--epochs", "1", "--batch-size", "4", "--study", "n2v", "--register-best", "tuned",
+    )  # fmt: skip
+    assert "Trials are compared on val_loss: the noise2void objective's validation loss" in (
+        result.output
+    )
+    storage = tracking_uri.rsplit("/", 1)[0] + "/optuna.db"
+    study = optuna.load_study(study_name="n2v", storage=storage)
+    assert study.direction.name == "MINIMIZE" and len(study.trials) == 2
+    assert len({t.value for t in study.trials}) == 2
+    best = min(study.trials, key=lambda t: t.value)
+    client = mlflow.MlflowClient(tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent,) = [r for r in runs if r.data.tags.get("daeflow.command") == "tune"]
+    assert parent.data.params["tune.metric"] == "val_loss"
+    assert parent.data.tags["daeflow.ranked_by"] == "best_val_loss (lower is better)"
+    assert parent.data.tags["best_trial"] == str(best.number)
+    children = {r.data.tags.get("optuna.trial"): r for r in runs}
+    chosen = children[str(best.number)]
+    drawn = float(best.params["objective.masked_pixel_percentage"])
+    assert float(chosen.data.params["objective.masked_pixel_percentage"]) == drawn
+    assert chosen.data.metrics["train/best_val_loss"] == pytest.approx(best.value)
+    assert client.get_model_version("tuned", "1").run_id == chosen.info.run_id
+
+
 @pytest.mark.slow
 def test_six_trials_over_two_workers_share_a_study_and_a_store(tracking_uri, pair_files):
     result = cli("tune", *data_args(pair_files), *STUDY, "--study", "s", "--register-best", "tuned")

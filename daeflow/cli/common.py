@@ -163,14 +163,16 @@ Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
 RunName = Annotated[str | None, typer.Option(help="MLflow run name.")]
 
 
-def print_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
-    """A rich table of rows."""
+def print_table(
+    rows: list[dict], columns: list[str], title: str | None = None, whole: tuple[str, ...] = ()
+) -> None:
+    """A rich table of rows; the `whole` columns are neither wrapped nor cut while others can."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in whole)
     for row in rows:
         table.add_row(*(str(row.get(c, "")) for c in columns))
     Console(width=160).print(table)

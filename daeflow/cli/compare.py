@@ -9,6 +9,8 @@ import typer
 
 from daeflow.cli.common import Json, TrackingUri, app, guarded, print_table
 
+WHOLE = ("run", "arch", "objective")  # what a row is: never cut, however narrow the table
+
 
 def _fmt(value, digits=2) -> str:
     if value is None:
@@ -38,8 +40,9 @@ def compare(
     as_json: Json = False,
     tracking_uri: TrackingUri = None,
 ):
-    """Rank runs by test PSNR with their cost, one table per dataset; with run ids also write
-    a PNG image sheet."""
+    """Rank runs by test PSNR with their objective and cost, one table per dataset (runs scored
+    on one --test-data file share one, whatever they trained on); with run ids also write a
+    PNG image sheet."""
     from daeflow.track import store
     from daeflow.workflow import compare as comparison
 
@@ -84,11 +87,13 @@ def compare(
         extra = added.get(key, [])
         shown = [_shown(r) for r in comparison.ranked(listed + extra, metric)]
         title = f"Runs by {metric}"
-        if key is not None:
+        if key is not None and key.data == comparison.ANY_TRAINING:
+            title += f" on one test file, whatever they trained on: {key.describe()}"
+        elif key is not None:
             digest = None if key.data == "?" else key.data
             title += f" on data {(digest or 'unknown')[:12]} ({listed[0]['data_source']}), "
             title += key.describe()
-        print_table(shown, list(shown[0]) if shown else ["run"], title)
+        print_table(shown, list(shown[0]) if shown else ["run"], title, WHOLE)
         if extra:
             typer.echo(
                 f"With {len(extra)} classical baseline(s) of the same data, test split and data "
@@ -103,6 +108,7 @@ def _shown(r: dict) -> dict:
         "run": r["run_id"][:8],
         "name": r["run_name"],
         "arch": r["arch"],
+        "objective": _fmt(r["objective"]),
         "params": r["params"],
         "PSNR": _fmt(r["test_psnr"]),
         "SSIM": _fmt(r["test_ssim"], 4),

@@ -1,4 +1,4 @@
-"""Commands that list what is installed: architectures and plugins."""
+"""Commands that list what is installed: architectures, training objectives and plugins."""
 
 import json
 
@@ -6,12 +6,32 @@ import typer
 
 from daeflow.cli.common import Json, app, guarded, print_table
 
+# What an objective trains from (specs.OBJECTIVE_DATA's keys), in words.
+DATA_WORDS = {
+    "pairs": "clean/noisy pairs (or clean images and --noise)",
+    "noisy_pairs": "two noisy shots of each scene (--noisy, --noisy2)",
+    "noisy": "single noisy images (--noisy)",
+    "noisy_and_model": "single noisy images and their noise model (--noisy, --noise)",
+}
 
-def _arch_rows() -> list[dict]:
-    from daeflow.plugin.registry import all_architectures
 
+def _declared(params) -> list[dict]:
+    return [
+        {
+            "name": p.name,
+            "type": p.type,
+            "default": p.default,
+            "allowed": p.describe_range(),
+            "help": p.help,
+        }
+        for p in params
+    ]
+
+
+def _rows(providers_by_name: dict, describe) -> list[dict]:
+    """One row per name: its plugin and what `describe(spec)` says; clashing names as errors."""
     rows = []
-    for name, providers in sorted(all_architectures().items()):
+    for name, providers in sorted(providers_by_name.items()):
         if len(providers) > 1:
             plugins = " and ".join(p.plugin.name for p in providers)
             rows.append({"name": name, "error": f"registered by both {plugins}; unusable"})
@@ -24,20 +44,44 @@ def _arch_rows() -> list[dict]:
                 "plugin": plugin.name,
                 "distribution": plugin.distribution,
                 "version": plugin.version,
-                "size_multiple": spec.size_multiple,
-                "hyperparams": [
-                    {
-                        "name": p.name,
-                        "type": p.type,
-                        "default": p.default,
-                        "allowed": p.describe_range(),
-                        "help": p.help,
-                    }
-                    for p in spec.hyperparams
-                ],
+                **describe(spec),
             }
         )
     return rows
+
+
+def _arch_rows() -> list[dict]:
+    from daeflow.plugin.registry import all_architectures
+
+    return _rows(
+        all_architectures(),
+        lambda spec: {
+            "size_multiple": spec.size_multiple,
+            "hyperparams": _declared(spec.hyperparams),
+        },
+    )
+
+
+def _objective_rows() -> list[dict]:
+    from daeflow.plugin.registry import all_objectives
+
+    return _rows(
+        all_objectives(),
+        lambda spec: {
+            "data": spec.data,
+            "needs": DATA_WORDS.get(spec.data, spec.data),
+            "needs_clean": spec.needs_clean,
+            "params": _declared(spec.params),
+        },
+    )
+
+
+def _print_rows(rows: list[dict], declared: str, extra: list[str], title: str) -> None:
+    for row in rows:
+        row["source"] = f"{row.get('distribution', '?')} {row.get('version', '')}"
+        row[declared] = ", ".join(f"{p['name']}={p['default']}" for p in row.get(declared, []))
+        row["description"] = row.get("description") or f"ERROR: {row['error']}"
+    print_table(rows, ["name", "description", *extra, "source", declared], title)
 
 
 @app.command(rich_help_panel="Plugins")
@@ -47,14 +91,24 @@ def archs(as_json: Json = False):
     rows = _arch_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            row["source"] = f"{row.get('distribution', '?')} {row.get('version', '')}"
-            row["hyperparameters"] = ", ".join(
-                f"{p['name']}={p['default']}" for p in row.get("hyperparams", [])
-            )
-            row["description"] = row.get("description") or f"ERROR: {row['error']}"
-        print_table(rows, ["name", "description", "source", "hyperparameters"], "Architectures")
+        return
+    for row in rows:
+        row["hyperparameters"] = row.pop("hyperparams", [])
+    _print_rows(rows, "hyperparameters", [], "Architectures")
+
+
+@app.command(rich_help_panel="Plugins")
+@guarded
+def objectives(as_json: Json = False):
+    """List the training objectives you can pass to --objective: the data each needs and its
+    parameters (--objective-param NAME=VALUE)."""
+    rows = _objective_rows()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        row.setdefault("needs", "")
+    _print_rows(rows, "params", ["needs"], "Training objectives")
 
 
 @app.command(rich_help_panel="Plugins")

@@ -18,7 +18,8 @@ RegisterBest = Annotated[
     typer.Option(
         "--register-best",
         metavar="NAME",
-        help="Register the model of the best run (by validation PSNR) as a version of NAME.",
+        help="Register the model of the best run (by validation PSNR, or the objective's "
+        "validation loss without clean validation images) as a version of NAME.",
     ),
 ]
 
@@ -178,7 +179,10 @@ def sweep(
     arch: Annotated[list[str], typer.Option(help="Architecture, repeatable.")],
     param: Annotated[
         list[str] | None,
-        typer.Option(help="Grid NAME=V1,V2 over a training option or arch.<name>, repeatable."),
+        typer.Option(
+            help="Grid NAME=V1,V2 over a training option, arch.<name> or objective.<name>, "
+            "repeatable."
+        ),
     ] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per configuration.")] = 2,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
@@ -196,7 +200,7 @@ def sweep(
     base = _config(
         arch[0], [], data_options, train_values, seed, experiment, run_name, tracking_uri
     )
-    parent, children, summary = run_sweep(
+    parent, children, summary, ranked_by = run_sweep(
         base, arch, parse_grid(param or []), list(range(seed, seed + seeds)), typer.echo
     )
     from daeflow.cli.common import print_table
@@ -211,6 +215,13 @@ def sweep(
         }
         for label, e in summary.items()
     ]
+    if not ranked_by.higher_is_better:  # no clean validation images: the objective's loss
+        for row, e in zip(rows, summary.values(), strict=True):
+            for statistic in ("mean", "std"):
+                shown = e.get(f"best_val_loss_{statistic}")
+                row[f"val loss {statistic}"] = "-" if shown is None else f"{shown:.5f}"
+                if f"test_psnr_{statistic}" not in e:
+                    row[f"PSNR {statistic}"] = "-"
     print_table(rows, list(rows[0]), f"Sweep {parent}")
     failed = [c for c in children if c.status != "FINISHED"]
     typer.echo(
@@ -219,4 +230,6 @@ def sweep(
     if register_best is not None:
         from daeflow.workflow.register import best_child
 
-        register_and_report(best_child(parent), register_best)
+        register_and_report(
+            best_child(parent, ranked_by.run_metric, ranked_by.higher_is_better), register_best
+        )

@@ -33,7 +33,8 @@ def tune(
     space: Annotated[
         list[str],
         typer.Option(
-            help="Searched NAME=SPEC, repeatable: a training option or arch.<name>; SPEC "
+            help="Searched NAME=SPEC, repeatable: a training option, arch.<name> or "
+            "objective.<name>; SPEC "
             "loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH[:STEP] or choice:A,B,..."
         ),
     ],
@@ -54,11 +55,19 @@ def tune(
     study_budget: Annotated[
         str | None, typer.Option(help="Start no trial after this long, e.g. 2h.")
     ] = None,
-    metric: Annotated[str, typer.Option(help="Maximised: val_psnr or val_ssim.")] = "val_psnr",
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="val_psnr or val_ssim (maximised), or val_loss (minimised; the default "
+            "without clean validation images, else val_psnr)."
+        ),
+    ] = None,
     sampler: Annotated[str, typer.Option(help="tpe, random or grid.")] = "tpe",
     pruner: Annotated[
         str,
-        typer.Option(help="median, hyperband, none, or threshold:V (prune below V)."),
+        typer.Option(
+            help="median, hyperband, none, or threshold:V (prune below V, above V for a loss)."
+        ),
     ] = "median",
     workers: Annotated[int, typer.Option(min=1, help="Trial processes on this machine.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the split, the sampler and the weights.")] = 0,
@@ -104,7 +113,8 @@ def tune(
     if "best_trial" in summary:
         shown = " ".join(f"{k}={v}" for k, v in summary["best_params"].items())
         typer.echo(
-            f"  best: trial {summary['best_trial']}, {metric} {summary['best_value']:.4f}  {shown}"
+            f"  best: trial {summary['best_trial']}, {options.metric} "
+            f"{summary['best_value']:.4f}  {shown}"
         )
         typer.echo(f"  its run: {summary['best_run_id']}")
     if summary.get("apart"):

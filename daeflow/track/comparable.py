@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from daeflow.data.prepare import CLEAN_TARGETS, CLEAN_USE
 from daeflow.data.ranges import RANGE_PARAM
 from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST, TAG_TRAIN_DIGEST, tag_digest
 
@@ -56,9 +57,17 @@ def _given(text) -> bool:
     return text is not None and str(text) not in ("None", "")
 
 
+def _synthetic(params: Mapping) -> bool:
+    """Whether the run drew noise on clean images: --noise of a run that trained without
+    clean images (r2r) names the noise its noisy images have, and nothing is drawn."""
+    return _given(params.get("data.noise")) and params.get(CLEAN_USE, CLEAN_TARGETS) == (
+        CLEAN_TARGETS
+    )
+
+
 def _noise(params: Mapping) -> str:
     model = params.get("data.noise")
-    if not _given(model):
+    if not _synthetic(params):
         return ""
     settings = " ".join(
         f"{k[6:]}={_number(v, str(v))}" for k, v in sorted(params.items()) if k.startswith("noise.")
@@ -73,7 +82,7 @@ def _split(params: Mapping, tags: Mapping) -> str:
     if _given(tags.get(TAG_TEST_DIGEST)):
         test = f"file {str(tags[TAG_TEST_DIGEST])[:12]}"
         # Synthetic noise on a test file is drawn from the seed.
-        return f"{test} {seeded}" if _given(params.get("data.noise")) else test
+        return f"{test} {seeded}" if _synthetic(params) else test
     if not any(k in params for k in ("seed", "data.val_fraction", "data.test_fraction")):
         return UNKNOWN
     words = [

@@ -74,6 +74,7 @@ TAG_EPOCHS_DONE = "daeflow.epochs_done"
 TAG_RESUMED = "daeflow.resumed"  # how many times the run was resumed
 TAG_RESUME_CHANGES = "daeflow.resume_changes"  # training options a resume changed
 TAG_MODEL_CHECK = "daeflow.model_check"  # on a model version: "passed" the model check
+TAG_RANKED_BY = "daeflow.ranked_by"  # on a sweep or study: the metric its runs are ranked by
 TAG_STOP_REASON = "stop_reason"  # epochs, early_stopping, time_budget, interrupted, ...
 TAG_DESCRIPTION = "mlflow.note.content"  # a run's description: the top of its page in the UI
 # MLflow 3.17's UI keeps a saved view of an experiment's runs table (columns, sort) in an

@@ -2,9 +2,11 @@
 variance it is given, and its loss on fixed images (validation without clean targets)."""
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
+from daeflow.errors import UsageError
 from daeflow.plugin.specs import OBJECTIVE_DATA
 
 LOSS_KEY = 23  # key of the seeds that fix an image's masks or re-noising for validation
@@ -48,6 +50,46 @@ def monitor(objective) -> str:
     """What picks the best epoch: validation PSNR with clean targets, else the objective's
     validation loss."""
     return "val_psnr" if objective.needs_clean else "val_loss"
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How the runs of a sweep or study are compared: a validation metric and its direction."""
+
+    metric: str  # per epoch, as Keras logs it: val_psnr, val_ssim or val_loss
+    higher_is_better: bool
+    why: str  # in words, for the printed line
+
+    @property
+    def run_metric(self) -> str:
+        """The run's metric at its best epoch (best_val_psnr, best_val_loss)."""
+        return f"best_{self.metric}"
+
+    def describe(self) -> str:
+        """'best_val_loss (lower is better)', as the parent run's tag says it."""
+        return f"{self.run_metric} ({'higher' if self.higher_is_better else 'lower'} is better)"
+
+
+def ranking(objectives) -> Ranking:
+    """How runs trained with these objective specs are compared: validation PSNR where each
+    has clean targets, else the objective's validation loss, lower is better. Validation
+    losses of different objectives measure different things: such a mix is refused."""
+    names = sorted({o.name for o in objectives})
+    without_clean = sorted({o.name for o in objectives if monitor(o) == "val_loss"})
+    if not without_clean:
+        return Ranking("val_psnr", True, "validation PSNR against the clean validation images")
+    if len(names) > 1:
+        raise UsageError(
+            f"Objectives {', '.join(names)} cannot be ranked together: {without_clean[0]} has no "
+            "clean validation images, and the validation losses of different objectives "
+            "measure different things. Sweep or tune one objective at a time and compare "
+            "their test scores with 'daeflow compare'."
+        )
+    return Ranking(
+        "val_loss",
+        False,
+        f"the {names[0]} objective's validation loss, lower is better (no clean validation images)",
+    )
 
 
 def unit_variance(source):

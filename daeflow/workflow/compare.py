@@ -1,5 +1,9 @@
 """Rank runs by a metric, one table per data, test split and data range (only runs scored
-on the same can be ranked), and set their test images side by side."""
+on the same can be ranked), and set their test images side by side.
+
+Runs scored on the same --test-data file share a table whatever they trained on: supervised
+runs on clean/noisy pairs and self-supervised ones on noisy images alone, each with its
+objective."""
 
 from pathlib import Path
 
@@ -8,9 +12,12 @@ import numpy as np
 from daeflow.errors import UsageError
 from daeflow.track import comparable
 from daeflow.track.names import TAG_COMMAND
+from daeflow.train.objectives import SUPERVISED
 from daeflow.workflow.run_report import EXAMPLES
 
 COST = ("trainable_params", "train_seconds", "train_images_per_second", "inference_ms")
+TEST_FILE = "file "  # how comparable words the test split of runs scored on --test-data
+ANY_TRAINING = "any"  # a table's data when its runs were scored on a test file
 
 
 def find_runs(run_ids: list[str], experiment: str):
@@ -31,7 +38,7 @@ def data_digest(run) -> str | None:
 def data_source(run) -> str:
     """Where a run's data came from, as its params say."""
     params = run.data.params
-    for key in ("data.data", "data.clean", "data.clean_path"):
+    for key in ("data.data", "data.clean", "data.clean_path", "data.noisy"):
         if params.get(key) not in (None, "None"):
             return str(params[key])
     return "demo photographs" if "data.clean" in params else "?"
@@ -64,6 +71,14 @@ def label(run) -> str:
     return arch
 
 
+def objective(run) -> str | None:
+    """The training objective of a run (supervised for runs logged before objectives
+    existed); None for classical baselines, which train nothing."""
+    if run.data.tags.get(TAG_COMMAND) == "baseline":
+        return None
+    return run.data.params.get("objective", SUPERVISED)
+
+
 def key_params(run) -> str:
     """The architecture's hyperparameters or the baseline's tuned ones, compact."""
     params = run.data.params
@@ -88,6 +103,7 @@ def rows(runs, metric: str) -> list[dict]:
                 "run_id": run.info.run_id,
                 "run_name": run.info.run_name,
                 "arch": label(run),
+                "objective": objective(run),
                 "data": data_digest(run),
                 "data_source": data_source(run),
                 "data_range": scored.data_range,
@@ -115,11 +131,20 @@ def scored_on(row: dict) -> comparable.ScoredOn:
     return comparable.ScoredOn(data, row["noise"], row["split"], row["data_range"])
 
 
+def table_key(row: dict) -> comparable.ScoredOn:
+    """Which table a row joins: what it was scored on, but for a run scored on a test file
+    (--test-data), whose test images are that file whatever the run trained on."""
+    key = scored_on(row)
+    if key.split.startswith(TEST_FILE):
+        return comparable.ScoredOn(ANY_TRAINING, key.noise, key.split, key.data_range)
+    return key
+
+
 def tables(table: list[dict]) -> dict:
     """Rows that may be ranked together: {ScoredOn: rows}, in the order of the rows."""
     groups = {}
     for row in table:
-        groups.setdefault(scored_on(row), []).append(row)
+        groups.setdefault(table_key(row), []).append(row)
     return groups
 
 
@@ -134,7 +159,9 @@ def stored_baselines(groups: dict, metric: str) -> dict:
         listed = {r["run_id"] for r in shown}
         if all(r["command"] == "baseline" for r in shown):
             continue  # only baselines: nothing to set more of them against
-        extra = [run for run in queries.baseline_runs(key) if run.info.run_id not in listed]
+        keys = dict.fromkeys(scored_on(r) for r in shown) if key.data == ANY_TRAINING else [key]
+        found = {run.info.run_id: run for k in keys for run in queries.baseline_runs(k)}
+        extra = [run for run_id, run in found.items() if run_id not in listed]
         if extra:
             added[key] = rows(extra, metric)
     return added
@@ -151,7 +178,8 @@ def apart(groups: dict) -> list[str]:
     """One line per dataset whose runs fall in several tables: what differs, and what to do."""
     by_data = {}
     for key in groups:
-        by_data.setdefault(key.data, []).append(key)
+        if key.data != ANY_TRAINING:  # tables of test files differ by their file: said so
+            by_data.setdefault(key.data, []).append(key)
     lines = []
     for data, keys in by_data.items():
         if len(keys) < 2:
@@ -199,9 +227,19 @@ def sheet(run_rows: list[dict], path: Path) -> Path:
         and examples[r["run_id"]]["clean"].shape == first["clean"].shape
     ]
     columns = [first["clean"], first["noisy"]] + [examples[r["run_id"]]["denoised"] for r in same]
-    labels = ["clean", "noisy"] + [f"{r['arch']} {r['test_psnr'] or 0:.2f} dB" for r in same]
+    labels = ["clean", "noisy"] + [_sheet_label(r) for r in same]
     captions = [f"test image {int(i)}" for i in first["indices"]]
     picture = labelled_grid([list(row) for row in zip(*columns, strict=True)], labels, captions)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(path)
     return path
+
+
+def _sheet_label(row: dict) -> str:
+    """'residual_fast 29.12 dB', with the objective when it is not supervised."""
+    words = [row["arch"]]
+    if row["objective"] not in (None, SUPERVISED):
+        words.append(row["objective"])
+    if row["test_psnr"] is not None:
+        words.append(f"{row['test_psnr']:.2f} dB")
+    return " ".join(words)

@@ -1,4 +1,4 @@
-"""Conformance kit for architecture authors (public as `daeflow.testing`).
+"""Conformance kit for architecture and objective authors (public as `daeflow.testing`).
 
 For each set of hyperparameters, it builds the architecture for several input shapes
 and channel counts and checks that the output keeps the input shape, that outputs
@@ -7,6 +7,14 @@ trip (safe mode) gives identical outputs; for the first shape, that a few traini
 lower the loss and that the model built under each mixed-precision policy outputs float32
 and reloads from its float32 save; then that every set's model, saved as daeflow logs it,
 reloads through `mlflow.pyfunc.load_model` in one fresh Python process and predicts the same.
+
+For a training objective (`check_objective`), for each set of parameters and for grayscale
+and colour pieces of the images its data kind names: `batch`, traced as the input pipeline
+traces it (a tf.function, the batch dimension unknown), returns inputs of the pieces' shape
+and targets of their height and width, finite float32; the same seed gives the same batch
+and another seed another (unless it hands the images through unchanged, as supervised
+does); its loss (or the mean squared error) is a finite scalar whose gradients reach the
+weights of a small Keras model.
 """
 
 import json
@@ -35,7 +43,7 @@ for folder, inputs in zip(sys.argv[1::2], sys.argv[2::2]):
 
 
 class ConformanceError(AssertionError):
-    """An architecture that does not meet the plugin contract."""
+    """An architecture or objective that does not meet the plugin contract."""
 
 
 @dataclass
@@ -257,4 +265,191 @@ def check_architecture(
     # Last, the slowest check: every set's model in one new Python process (seconds).
     _check_pyfunc_reloads([job[:3] for job in reloads], provided, new_process)
     report.passed += [job[3] for job in reloads]
+    return report
+
+
+@dataclass
+class ObjectiveReport:
+    """The checks an objective passed."""
+
+    objective: str
+    plugin: str
+    passed: list[str] = field(default_factory=list)
+
+
+OBJECTIVE_SHAPES = ((16, 16, 1), (20, 28, 3))
+PIECES = 8  # per batch: enough that a random choice per piece differs between two seeds
+SEEDS = ((3, 5), (3, 6))  # a seed, and another
+
+
+def _objective_images(objective, shape) -> tuple[np.ndarray, ...]:
+    """The images a batch of the objective gets, in OBJECTIVE_DATA's order, in [0, 1]."""
+    from daeflow.train.objectives import roles
+
+    clean = np.concatenate([_batch(shape, 0)[1], _batch(shape, 1)[1]])
+    made = {"clean": clean}
+    for number, role in enumerate(("noisy", "noisy2")):
+        rng = np.random.default_rng(10 + number)
+        made[role] = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    return tuple(made[role] for role in roles(objective))
+
+
+def _gaussian_variance(values):
+    """The variance of Gaussian noise of sigma 0.1 on the [0, 1] scale, at every value."""
+    import tensorflow as tf
+
+    return tf.fill(tf.shape(values), tf.constant(0.01, values.dtype))
+
+
+def _traced_batch(objective, params, shape, images):
+    """The objective's batch as the input pipeline runs it: a tf.function whose pieces have
+    an unknown count; called with `seed`, it returns (inputs, targets) as numpy arrays."""
+    import tensorflow as tf
+
+    variance = _gaussian_variance if objective.data == "noisy_and_model" else None
+    signature = [tf.TensorSpec([None, *shape], tf.float32) for _ in images]
+
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.int64), *signature])
+    def batch(seed, *pieces):
+        return objective.batch(tuple(pieces), seed, params, variance)
+
+    def run(seed):
+        return batch(tf.constant(seed, tf.int64), *(tf.constant(x) for x in images))
+
+    return run
+
+
+def _check_batch_output(made, shape, where) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(made, tuple | list) or len(made) != 2:
+        raise ConformanceError(
+            f"{where}: batch must return (inputs, targets). Received: {type(made).__name__}"
+            + (f" of {len(made)}" if isinstance(made, tuple | list) else "")
+        )
+    inputs, targets = (np.asarray(x) for x in made)
+    expected = (PIECES, *shape)
+    if inputs.shape != expected:
+        raise ConformanceError(
+            f"{where}: batch returned inputs of shape {inputs.shape}; they must keep the "
+            f"pieces' shape {expected}."
+        )
+    if targets.ndim != 4 or targets.shape[:3] != expected[:3] or targets.shape[3] < shape[2]:
+        raise ConformanceError(
+            f"{where}: batch returned targets of shape {targets.shape}; they must have the "
+            f"pieces' count, height and width {expected[:3]} and at least {shape[2]} "
+            "channel(s) (extra channels, such as a mask, after the image's)."
+        )
+    for role, values in (("inputs", inputs), ("targets", targets)):
+        if values.dtype != np.float32:
+            raise ConformanceError(
+                f"{where}: batch returned {role} of {values.dtype}, not float32."
+            )
+        if not np.all(np.isfinite(values)):
+            raise ConformanceError(f"{where}: batch returned {role} holding NaN or Inf.")
+    return inputs, targets
+
+
+def _check_seeding(run, first, images, where) -> bool:
+    """The same seed, the same batch; another seed, another batch, unless the batch is the
+    images themselves. Whether the batch depends on the seed."""
+    again = [np.asarray(x) for x in run(SEEDS[0])]
+    if not all(np.array_equal(a, b) for a, b in zip(first, again, strict=True)):
+        raise ConformanceError(
+            f"{where}: the same seed gave a different batch. Draw random numbers only with "
+            "tf.random.stateless_* and the seed batch is given (not tf.random.uniform, numpy "
+            "or Python's random), so that a resumed run sees the same batches."
+        )
+    other = [np.asarray(x) for x in run(SEEDS[1])]
+    if any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True)):
+        return True
+    passed_through = first[0].shape == images[0].shape and np.array_equal(first[0], images[0])
+    passed_through &= first[1].shape == images[-1].shape and np.array_equal(first[1], images[-1])
+    if not passed_through:
+        raise ConformanceError(
+            f"{where}: two different seeds gave the same batch. Derive every random draw from "
+            "the seed batch is given (a fixed seed makes every batch the same)."
+        )
+    return False
+
+
+def _check_loss_and_gradients(objective, params, inputs, targets, shape, where) -> None:
+    import tensorflow as tf
+
+    from daeflow.runtime.backend import load_keras
+    from daeflow.train.objectives import _mse
+
+    keras = load_keras()
+    loss = objective.loss or _mse
+    traced = tf.function(lambda y_true, y_pred: loss(y_true, y_pred, params))  # as Keras runs it
+    try:
+        value = traced(tf.constant(targets), tf.constant(inputs))
+    except Exception as exc:
+        raise ConformanceError(
+            f"{where}: the loss raised {type(exc).__name__} in a compiled training step: "
+            f"{(str(exc).strip().splitlines() or [''])[0]}"
+        ) from None
+    value = np.asarray(value)
+    if value.shape != () or not np.isfinite(value):
+        raise ConformanceError(
+            f"{where}: the loss must be a finite scalar. Received: shape {value.shape}, "
+            f"value {value if value.size < 5 else '...'}"
+        )
+    model = keras.Sequential(
+        [keras.Input(shape=shape), keras.layers.Conv2D(shape[-1], 3, padding="same")]
+    )
+    with tf.GradientTape() as tape:
+        value = loss(tf.constant(targets), model(tf.constant(inputs), training=True), params)
+    gradients = tape.gradient(value, model.trainable_variables)
+    if any(g is None for g in gradients) or not any(np.any(np.asarray(g) != 0) for g in gradients):
+        raise ConformanceError(
+            f"{where}: the loss's gradients do not reach the model's weights. Compute it "
+            "with TensorFlow operations on the predictions (no numpy, no tf.stop_gradient)."
+        )
+    if not all(np.all(np.isfinite(np.asarray(g))) for g in gradients):
+        raise ConformanceError(f"{where}: the loss's gradients hold NaN or Inf.")
+
+
+def check_objective(
+    name_or_provided, params: dict | None = None, param_sets: list[dict] | None = None
+) -> ObjectiveReport:
+    """Run every objective check for each parameter set; the first failure raises
+    ConformanceError. `params` is one set (default: the declared defaults); `param_sets`
+    several."""
+    from daeflow.plugin.hyperparams import resolve
+    from daeflow.plugin.registry import get_objective
+    from daeflow.runtime.backend import load_keras
+
+    load_keras()  # sets the backend before TensorFlow's first use
+    provided = (
+        get_objective(name_or_provided) if isinstance(name_or_provided, str) else name_or_provided
+    )
+    objective = provided.spec
+    report = ObjectiveReport(
+        objective.name, f"{provided.plugin.name} ({provided.plugin.distribution})"
+    )
+    sets = param_sets or [params or {}]
+    owner = f"Objective {objective.name!r}"
+    for given in sets:
+        values = resolve(objective.params, given, owner)
+        label = " ".join(f"{k}={v}" for k, v in given.items()) or "defaults"
+        for shape in OBJECTIVE_SHAPES:
+            where = f"{owner} from plugin {report.plugin}, {label}, pieces {shape}"
+            images = _objective_images(objective, shape)
+            run = _traced_batch(objective, values, shape, images)
+            try:
+                first = run(SEEDS[0])
+            except Exception as exc:
+                raise ConformanceError(
+                    f"{where}: batch raised {type(exc).__name__} in the input pipeline's graph: "
+                    f"{(str(exc).strip().splitlines() or [''])[0]}"
+                ) from None
+            inputs, targets = _check_batch_output(first, shape, where)
+            report.passed.append(f"{label}: batch keeps the pieces' shape {shape}")
+            seeded = _check_seeding(run, (inputs, targets), images, where)
+            report.passed.append(
+                f"{label}: the same seed, the same batch"
+                + ("; another seed, another batch" if seeded else " (images as given)")
+                + f" {shape}"
+            )
+            _check_loss_and_gradients(objective, values, inputs, targets, shape, where)
+            report.passed.append(f"{label}: finite scalar loss, gradients reach the model {shape}")
     return report

@@ -129,8 +129,11 @@ def check_logged_model(run, model_id: str) -> None:
         checked_model(f"models:/{model_id}", Path(tmp) / "model", where=where)
 
 
-def best_child(parent_run_id: str, metric: str = "best_val_psnr") -> str:
-    """The finished child run of a sweep or study with the highest validation `metric`.
+def best_child(
+    parent_run_id: str, metric: str = "best_val_psnr", higher_is_better: bool = True
+) -> str:
+    """The finished child run of a sweep or study with the best validation `metric` (the
+    highest, or the lowest for a loss).
 
     Chosen on validation scores, never on the test set (which each run uses once).
     """
@@ -146,4 +149,5 @@ def best_child(parent_run_id: str, metric: str = "best_val_psnr") -> str:
         raise UsageError(
             f"Run {parent_run_id[:8]} has no finished child run with {metric}; nothing to register."
         )
-    return max(children, key=lambda run: value(run.data.metrics, metric)).info.run_id
+    best = max if higher_is_better else min
+    return best(children, key=lambda run: value(run.data.metrics, metric)).info.run_id

@@ -232,8 +232,11 @@ def run_page(
     return html.page(title, facts, sections, notes(metrics, baselines, arch))
 
 
-def sweep_page(title: str, facts: list[tuple[str, str]], children: list, summary: dict) -> str:
-    """report.html of a sweep: every child, the mean per configuration, PSNR against cost."""
+def sweep_page(
+    title: str, facts: list[tuple[str, str]], children: list, summary: dict, by_loss: bool = False
+) -> str:
+    """report.html of a sweep: every child, the mean per configuration (and validation loss,
+    `by_loss`), PSNR against cost."""
     rows = [
         [
             c.label,
@@ -250,16 +253,18 @@ def sweep_page(title: str, facts: list[tuple[str, str]], children: list, summary
     header = ["configuration", "seed", "status", "test PSNR", "SSIM", "train s", "infer ms", "run"]
     means = [
         [label, e["finished"], e["failed"], e.get("test_psnr_mean"), e.get("test_psnr_std")]
+        + ([e.get("best_val_loss_mean"), e.get("best_val_loss_std")] if by_loss else [])
         for label, e in summary.items()
     ]
-    points = [
-        (c.metrics["train_seconds"], c.metrics["test_psnr"], c.label) for c in children if c.metrics
+    columns = ["configuration", "finished", "failed", "PSNR mean", "PSNR std"]
+    columns += ["val loss mean", "val loss std"] if by_loss else []
+    points = [  # runs without clean test images have no test PSNR
+        (c.metrics["train_seconds"], c.metrics["test_psnr"], c.label)
+        for c in children
+        if c.metrics and "test_psnr" in c.metrics
     ]
     sections = [
-        (
-            "Configurations",
-            html.table(["configuration", "finished", "failed", "PSNR mean", "PSNR std"], means),
-        ),
+        ("Configurations", html.table(columns, means)),
         (
             "Test PSNR against training time",
             charts.scatter_chart(points, "Test PSNR against cost", "training time (s)", "dB"),

@@ -1,13 +1,14 @@
 """`daeflow tune --space NAME=SPEC`: search dimensions, checked before any trial starts.
 
 SPEC is `loguniform:LOW:HIGH`, `uniform:LOW:HIGH`, `int:LOW:HIGH[:STEP]` or `choice:A,B,...`;
-NAME is a training option or `arch.<hyperparameter>`. Every bound and choice goes through
-the same conversion and declared limits as the option or hyperparameter itself.
+NAME is a training option, `arch.<hyperparameter>` or `objective.<parameter>`. Every bound
+and choice goes through the same conversion and declared limits as the option, hyperparameter
+or parameter itself.
 """
 
 from dataclasses import dataclass
 
-from daeflow.config import TRAIN_PARAMS, option_flag
+from daeflow.config import OBJECTIVE_PREFIX, TRAIN_PARAMS, option_flag
 from daeflow.errors import UsageError
 from daeflow.plugin.hyperparams import convert
 from daeflow.plugin.specs import HyperParam
@@ -97,8 +98,19 @@ def _dimension(name: str, kind: str, rest: str, item: str) -> Dimension:
     return Dimension(name, kind, low, high, step)
 
 
-def declared(name: str, archs: dict) -> list[tuple[str, HyperParam]]:
-    """(owner, declaration) of a searched name: the training option, or the architectures'."""
+def declared(name: str, archs: dict, objective=None) -> list[tuple[str, HyperParam]]:
+    """(owner, declaration) of a searched name: the training option, the architectures' or
+    the objective's (a spec)."""
+    if name.startswith(OBJECTIVE_PREFIX) and objective is not None:
+        key = name[len(OBJECTIVE_PREFIX) :]
+        found = [(f"objective {objective.name}", p) for p in objective.params if p.name == key]
+        if not found:
+            allowed = ", ".join(p.name for p in objective.params) or "none"
+            raise UsageError(
+                f"--space {name}: the objective {objective.name} has no parameter {key!r} "
+                f"(it has: {allowed}). See 'daeflow objectives'."
+            )
+        return found
     if name.startswith("arch."):
         key = name[5:]
         found = [
@@ -115,15 +127,16 @@ def declared(name: str, archs: dict) -> list[tuple[str, HyperParam]]:
         searchable = [n for n in options if n not in NOT_SEARCHED]
         raise UsageError(
             f"--space {name!r} is neither a training option that can be searched "
-            f"({', '.join(searchable)}) nor arch.<hyperparameter>."
+            f"({', '.join(searchable)}) nor arch.<hyperparameter> nor "
+            f"{OBJECTIVE_PREFIX}<parameter>."
         )
     return [(option_flag(name), options[name])]
 
 
-def check_space(space: dict[str, Dimension], archs: dict) -> None:
+def check_space(space: dict[str, Dimension], archs: dict, objective=None) -> None:
     """Refuse, in one line, a dimension whose type or bounds its declaration does not allow."""
     for name, dim in space.items():
-        for owner, param in declared(name, archs):
+        for owner, param in declared(name, archs, objective):
             subject = f"--space {name} ({owner})"
             fits = {"float": ("uniform", "loguniform"), "int": ("int",)}.get(param.type, ())
             if dim.kind != "choice" and dim.kind not in fits:

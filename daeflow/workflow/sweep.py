@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from daeflow.config import TRAIN_PARAM_NAMES, RunConfig, TrainOptions
+from daeflow.config import OBJECTIVE_PREFIX, TRAIN_PARAM_NAMES, RunConfig, TrainOptions
 from daeflow.errors import DaeflowError, UsageError
-from daeflow.track.names import TAG_COMMAND
+from daeflow.track.names import TAG_COMMAND, TAG_RANKED_BY
 
 
 @dataclass
@@ -23,7 +23,8 @@ class Child:
 
 
 def parse_grid(params: list[str]) -> dict[str, list[str]]:
-    """['learning_rate=1e-3,3e-4', 'arch.filters=16,32'] -> {name: [values]}."""
+    """['learning_rate=1e-3,3e-4', 'arch.filters=16,32', 'objective.alpha=0.5,1'] ->
+    {name: [values]}."""
     grid = {}
     for item in params:
         key, sep, values = item.partition("=")
@@ -31,10 +32,10 @@ def parse_grid(params: list[str]) -> dict[str, list[str]]:
         listed = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not listed:
             raise UsageError(f"--param expects NAME=V1,V2,... Received: {item!r}")
-        if not key.startswith("arch.") and key not in TRAIN_PARAM_NAMES:
+        if not key.startswith(("arch.", OBJECTIVE_PREFIX)) and key not in TRAIN_PARAM_NAMES:
             raise UsageError(
                 f"--param {key!r} is neither a training option ({', '.join(TRAIN_PARAM_NAMES)}) "
-                "nor arch.<hyperparameter>."
+                f"nor arch.<hyperparameter> nor {OBJECTIVE_PREFIX}<parameter>."
             )
         if key in grid:
             raise UsageError(f"--param {key} is given twice; list all its values in one.")
@@ -57,31 +58,42 @@ def child_config(base: RunConfig, arch: str, point: dict, seed: int) -> RunConfi
     config = copy.deepcopy(base)
     config.arch = arch
     config.arch_params = {k[5:]: v for k, v in point.items() if k.startswith("arch.")}
-    train = {k: v for k, v in point.items() if not k.startswith("arch.")}
+    objective = {
+        k[len(OBJECTIVE_PREFIX) :]: v for k, v in point.items() if k.startswith(OBJECTIVE_PREFIX)
+    }
+    train = {k: v for k, v in point.items() if not k.startswith(("arch.", OBJECTIVE_PREFIX))}
     values = {**asdict(config.train), **train}
     values.pop("seed")
-    objective_params = values.pop("objective_params")
-    config.train = TrainOptions.from_strings(values, seed, objective_params)
+    given = {**values.pop("objective_params"), **objective}
+    config.train = TrainOptions.from_strings(values, seed, given)
     return config
 
 
-def check_grid(base: RunConfig, archs: list[str], grid: dict, seeds: list[int]) -> dict:
-    """Every grid point's config, checked before the first run starts: {label: (arch, point)}."""
-    from daeflow.workflow.run import resolve_arch
+def check_grid(base: RunConfig, archs: list[str], grid: dict, seeds: list[int]):
+    """Every grid point's config, checked before the first run starts: ({label: (arch,
+    point)}, how the children are ranked)."""
+    from daeflow.train.objectives import ranking
+    from daeflow.workflow.run import resolve_arch, resolve_objective
 
-    points = {}
+    points, objectives = {}, []
     for label, arch, point in configurations(archs, grid):
         try:
             config = child_config(base, arch, point, seeds[0])
             resolve_arch(arch, config.arch_params)
+            objectives.append(resolve_objective(config.train))
         except DaeflowError as exc:
             raise UsageError(f"Sweep point {label!r}: {exc}") from None
         points[label] = (arch, point)
-    return points
+    return points, ranking(objectives)
 
 
-def summarize(children: list[Child]) -> dict[str, dict]:
-    """Per configuration: mean and std of the test metrics over finished seeds."""
+SCORES = ("test_psnr", "test_ssim", "psnr_gain")
+LOSSES = ("best_val_loss", "test_objective_loss")  # summarized when runs are ranked by loss
+
+
+def summarize(children: list[Child], by_loss: bool = False) -> dict[str, dict]:
+    """Per configuration: mean and std of the test metrics over finished seeds (and of the
+    validation and test losses, `by_loss`)."""
     summary = {}
     for label in dict.fromkeys(c.label for c in children):
         done = [c.metrics for c in children if c.label == label and c.metrics]
@@ -89,8 +101,8 @@ def summarize(children: list[Child]) -> dict[str, dict]:
             "finished": len(done),
             "failed": sum(c.label == label and not c.metrics for c in children),
         }
-        for metric in ("test_psnr", "test_ssim", "psnr_gain"):
-            values = [m[metric] for m in done]
+        for metric in SCORES + (LOSSES if by_loss else ()):
+            values = [m[metric] for m in done if metric in m]
             if values:
                 entry[f"{metric}_mean"] = float(np.mean(values))
                 entry[f"{metric}_std"] = float(np.std(values))
@@ -108,10 +120,12 @@ def run_sweep(base: RunConfig, archs: list[str], grid: dict, seeds: list[int], w
     from daeflow.track import logs, runs, store
     from daeflow.workflow import run_report
 
-    points = check_grid(base, archs, grid, seeds)
+    points, ranked_by = check_grid(base, archs, grid, seeds)
     store.use_tracking_uri(base.tracking_uri)
     children = [Child(label, seed) for label in points for seed in seeds]
-    tags = {TAG_COMMAND: "sweep"}
+    tags = {TAG_COMMAND: "sweep", TAG_RANKED_BY: ranked_by.describe()}
+    write(f"Runs are ranked by {ranked_by.run_metric}: {ranked_by.why}.")
+    by_loss = not ranked_by.higher_is_better
     with runs.tracked_run(base.experiment, base.run_name or "sweep", tags) as parent:
         logs.log_params(
             {
@@ -124,18 +138,20 @@ def run_sweep(base: RunConfig, archs: list[str], grid: dict, seeds: list[int], w
             write(f"[{number}/{len(children)}] {child.label} seed={child.seed}")
             arch, point = points[child.label]
             _run_child(base, arch, point, child, write)
-        summary = summarize(children)
-        _log_summary(summary)
+        summary = summarize(children, by_loss)
+        _log_summary(summary, by_loss)
         facts = [
             ("architectures", ", ".join(archs)),
             ("grid", " ".join(f"{k}={','.join(v)}" for k, v in grid.items())),
             ("seeds", ", ".join(map(str, seeds))),
-            ("data", base.data.data or base.data.clean or "demo photographs"),
+            ("data", base.data.data or base.data.clean or base.data.noisy or "demo photographs"),
+            ("runs ranked by", ranked_by.describe()),
         ]
         logs.log_text(
-            run_report.sweep_page("daeflow sweep", facts, children, summary), "report.html"
+            run_report.sweep_page("daeflow sweep", facts, children, summary, by_loss),
+            "report.html",
         )
-    return parent.info.run_id, children, summary
+    return parent.info.run_id, children, summary, ranked_by
 
 
 def _run_child(base, arch, point, child: Child, write) -> None:
@@ -168,7 +184,7 @@ def _run_child(base, arch, point, child: Child, write) -> None:
         write(f"  failed: {exc}")
 
 
-def _log_summary(summary: dict) -> None:
+def _log_summary(summary: dict, by_loss: bool = False) -> None:
     from daeflow.track import logs
 
     # One chart section per statistic (sweep/test_psnr_mean, ...), one bar per configuration.
@@ -180,6 +196,17 @@ def _log_summary(summary: dict) -> None:
     }
     logs.log_metrics(metrics)
     logs.log_json(summary, "sweep_summary.json")
+    if by_loss:  # without clean validation images: the lowest mean validation loss
+        losses = [
+            (e["best_val_loss_mean"], label)
+            for label, e in summary.items()
+            if "best_val_loss_mean" in e
+        ]
+        if losses:
+            best_loss, best = min(losses)
+            logs.set_tags({"best_config": best})
+            logs.log_metrics({"sweep/best_val_loss_mean": best_loss})
+        return
     ranked = [(e["test_psnr_mean"], label) for label, e in summary.items() if "test_psnr_mean" in e]
     if ranked:
         best_psnr, best = max(ranked)

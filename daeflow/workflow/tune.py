@@ -14,12 +14,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from daeflow.config import DataOptions, RunConfig, TrainOptions
+from daeflow.config import OBJECTIVE_PREFIX, DataOptions, RunConfig, TrainOptions
 from daeflow.errors import DaeflowError, UsageError, one_line
-from daeflow.track.names import TAG_COMMAND
+from daeflow.track.names import TAG_COMMAND, TAG_RANKED_BY
 from daeflow.workflow.space import Dimension, check_space, parse_space
 
-METRICS = ("val_psnr", "val_ssim")
+METRICS = ("val_psnr", "val_ssim", "val_loss")  # val_loss is minimised, the others maximised
 SCORED_ON = "daeflow.scored_on"  # trial attribute: the data, split and range it was scored on
 SAMPLERS = ("tpe", "random", "grid")
 DEFAULT_TRIALS = 10
@@ -35,7 +35,7 @@ class StudyOptions:
     archs: list[str] = field(default_factory=list)
     trials: int | None = None
     budget: float | None = None  # seconds for the whole study
-    metric: str = "val_psnr"
+    metric: str | None = None  # None: val_psnr, or val_loss without clean validation images
     sampler: str = "tpe"
     pruner: str = "median"
     workers: int = 1
@@ -110,8 +110,14 @@ def make_sampler(options: StudyOptions, space: dict[str, Dimension], seed: int):
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def make_pruner(spec: str, epochs: int | None):
-    """median, hyperband, none, or threshold:DB (prune below DB of the metric)."""
+def direction(metric: str) -> str:
+    """Whether Optuna maximises or minimises the metric."""
+    return "minimize" if metric == "val_loss" else "maximize"
+
+
+def make_pruner(spec: str, epochs: int | None, metric: str = "val_psnr"):
+    """median, hyperband, none, or threshold:V (prune below V of the metric, or above V of a
+    loss)."""
     optuna = load_optuna()
     kind, _, value = spec.partition(":")
     if kind == "median" and not value:
@@ -123,6 +129,8 @@ def make_pruner(spec: str, epochs: int | None):
         return optuna.pruners.NopPruner()
     if kind == "threshold":
         try:
+            if direction(metric) == "minimize":
+                return optuna.pruners.ThresholdPruner(upper=float(value))
             return optuna.pruners.ThresholdPruner(lower=float(value))
         except ValueError:
             pass
@@ -132,11 +140,12 @@ def make_pruner(spec: str, epochs: int | None):
 
 
 def check(plan: Plan) -> dict[str, Dimension]:
-    """Everything a trial could refuse, refused now: space, sampler, pruner, architectures."""
+    """Everything a trial could refuse, refused now: space, sampler, pruner, architectures,
+    and the metric (set when not given: see `ranked_by`)."""
     from daeflow.workflow.run import resolve_arch
 
     options, base = plan.study, plan.base
-    if options.metric not in METRICS:
+    if options.metric is not None and options.metric not in METRICS:
         raise UsageError(
             f"--metric must be one of {', '.join(METRICS)}. Received: {options.metric!r}"
         )
@@ -146,13 +155,49 @@ def check(plan: Plan) -> dict[str, Dimension]:
         )
     space = parse_space(options.space)
     archs = {name: resolve_arch(name, {})[0].spec for name in options.archs}
-    check_space(space, archs)
+    objectives = _objectives(plan, space)
+    ranked = ranked_by(plan, space)
+    options.metric = options.metric or ranked.metric
+    if not ranked.higher_is_better and options.metric != ranked.metric:
+        raise UsageError(
+            f"--metric {options.metric} needs clean validation images; objective "
+            f"{objectives[0].name} trains without them. Use --metric val_loss (its default)."
+        )
+    objective = objectives[0] if "objective" not in space else None
+    check_space(space, archs, objective)
     make_sampler(options, space, 0)
-    make_pruner(options.pruner, base.train.epochs)
+    make_pruner(options.pruner, base.train.epochs, options.metric)
     for arch in options.archs:  # each architecture at the space's lower ends builds its config
         point = {n: d.choices[0] if d.kind == "choice" else d.low for n, d in space.items()}
         _trial_config(base, arch, {n: v for n, v in point.items() if applies(n, arch, archs)})
     return space
+
+
+def _objectives(plan: Plan, space: dict[str, Dimension]) -> list:
+    """The objective specs trials may train with: --objective's, or those searched."""
+    from daeflow.plugin.registry import get_objective
+
+    searched = space.get("objective")
+    if searched is None:
+        return [get_objective(plan.base.train.objective).spec]
+    if any(name.startswith(OBJECTIVE_PREFIX) for name in space):
+        raise UsageError(
+            "--space objective.<parameter> needs one --objective: search an objective's "
+            "parameters or the objective, not both."
+        )
+    return [get_objective(name).spec for name in searched.choices]
+
+
+def ranked_by(plan: Plan, space: dict[str, Dimension]):
+    """How trials are compared (a train.objectives.Ranking): --metric if given, else
+    validation PSNR, or the objective's validation loss without clean validation images."""
+    from daeflow.train.objectives import Ranking, ranking
+
+    ranked = ranking(_objectives(plan, space))
+    metric = plan.study.metric
+    if metric is None or metric == ranked.metric or not ranked.higher_is_better:
+        return ranked
+    return Ranking(metric, direction(metric) == "maximize", f"--metric {metric}")
 
 
 def applies(name: str, arch: str, archs: dict) -> bool:
@@ -178,9 +223,16 @@ def run_tune(plan: Plan, write=print):
     plan.base.tracking_uri = store.use_tracking_uri(plan.base.tracking_uri)
     options.storage = options.storage or default_storage(plan.base.tracking_uri)
     storage = open_storage(options.storage)
+    ranked = ranked_by(plan, parse_space(options.space))
+    wanted = direction(options.metric)
     study = optuna.create_study(
-        study_name=options.name, storage=storage, direction="maximize", load_if_exists=True
+        study_name=options.name, storage=storage, direction=wanted, load_if_exists=True
     )
+    if study.direction.name.lower() != wanted:
+        raise UsageError(
+            f"Study {options.name!r} {study.direction.name.lower()}s its metric; "
+            f"{options.metric} is to {wanted}. Use another --study name for this metric."
+        )
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
     if parent_id and not _run_exists(parent_id):
         parent_id = None
@@ -188,8 +240,10 @@ def run_tune(plan: Plan, write=print):
         TAG_COMMAND: "tune",
         "optuna.study": options.name,
         "optuna.storage": store.without_credentials(options.storage),
+        TAG_RANKED_BY: ranked.describe(),
     }
     write(f"Study {options.name!r} in {store.without_credentials(options.storage)}.")
+    write(f"Trials are compared on {options.metric}: {ranked.why}.")
     plan.started = time.time()
     with runs.tracked_run(
         plan.base.experiment, plan.base.run_name or f"tune {options.name}", tags, run_id=parent_id
@@ -254,7 +308,7 @@ def work(plan: Plan, index: int, write=print) -> None:
         study_name=options.name,
         storage=open_storage(options.storage),
         sampler=make_sampler(options, parse_space(options.space), plan.base.train.seed + index),
-        pruner=make_pruner(options.pruner, plan.base.train.epochs),
+        pruner=make_pruner(options.pruner, plan.base.train.epochs, options.metric),
     )
     space = check(plan)
     objective = Objective(plan, space, write)
@@ -382,7 +436,7 @@ class Objective:
 @dataclass
 class TrialOutcome:
     stop_reason: str
-    value: float  # the metric at the kept (best val_psnr) epoch
+    value: float  # the metric at the kept epoch (best val_psnr, or val_loss without clean)
     values: list  # the metric after each epoch, as reported to Optuna
 
 
@@ -456,7 +510,7 @@ def summarize(study) -> dict:
         ranked = [  # trials from before daeflow recorded it are not known to differ
             t for t in complete if t.user_attrs.get(SCORED_ON) in (None, newest) or not newest
         ]
-        best = max(ranked, key=lambda t: t.value)
+        best = (min if study.direction.name == "MINIMIZE" else max)(ranked, key=lambda t: t.value)
         if len(ranked) < len(complete):
             summary["apart"] = len(complete) - len(ranked)
         summary.update(
