@@ -164,7 +164,7 @@ def test_builtin_objectives_conform(name):
     report = check_objective(name)
     assert report.objective == name and report.plugin.endswith("(daeflow)")
     for shape in ((16, 16, 1), (20, 28, 3)):
-        assert f"defaults: batch keeps the pieces' shape {shape}" in report.passed
+        assert f"defaults: batch shapes agree {shape}" in report.passed
         assert f"defaults: finite scalar loss, gradients reach the model {shape}" in report.passed
     seeded = any("another seed, another batch" in check for check in report.passed)
     assert seeded == (name != "supervised")
@@ -241,7 +241,7 @@ def register_objective(batch, loss=None):
 @pytest.mark.parametrize(
     "batch, loss, expected",
     [
-        (_wrong_shape, None, "batch returned inputs of shape (8, 8, 16, 1); they must keep"),
+        (_wrong_shape, None, "batch returned targets of shape (8, 16, 16, 1); they must have"),
         (_stateful, None, "the same seed gave a different batch"),
         (_fixed_seed, None, "two different seeds gave the same batch"),
         (_same, _numpy_loss, "the loss raised"),

@@ -19,7 +19,11 @@ def hooks():
 
 
 def test_there_are_hooks():
-    assert {name for name, _ in hooks()} == {"register_architectures", "register_noise_models"}
+    assert {name for name, _ in hooks()} == {
+        "register_architectures",
+        "register_noise_models",
+        "register_objectives",
+    }
 
 
 def test_every_hook_is_documented_with_its_signature():

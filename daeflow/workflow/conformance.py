@@ -10,9 +10,9 @@ reloads through `mlflow.pyfunc.load_model` in one fresh Python process and predi
 
 For a training objective (`check_objective`), for each set of parameters and for grayscale
 and colour pieces of the images its data kind names: `batch`, traced as the input pipeline
-traces it (a tf.function, the batch dimension unknown), returns inputs of the pieces' shape
-and targets of their height and width, finite float32; the same seed gives the same batch
-and another seed another (unless it hands the images through unchanged, as supervised
+traces it (a tf.function, the batch dimension unknown), returns inputs of the pieces' count
+and channels and targets of the inputs' height and width, finite float32; the same seed
+gives the same batch and another seed another (unless it hands the images through unchanged, as supervised
 does); its loss (or the mean squared error) is a finite scalar whose gradients reach the
 weights of a small Keras model.
 """
@@ -326,16 +326,16 @@ def _check_batch_output(made, shape, where) -> tuple[np.ndarray, np.ndarray]:
             + (f" of {len(made)}" if isinstance(made, tuple | list) else "")
         )
     inputs, targets = (np.asarray(x) for x in made)
-    expected = (PIECES, *shape)
-    if inputs.shape != expected:
+    if inputs.ndim != 4 or (inputs.shape[0], inputs.shape[3]) != (PIECES, shape[2]):
         raise ConformanceError(
             f"{where}: batch returned inputs of shape {inputs.shape}; they must keep the "
-            f"pieces' shape {expected}."
+            f"pieces' count and channels {(PIECES, shape[2])} (height and width may shrink, "
+            "as a sub-sampler's do)."
         )
-    if targets.ndim != 4 or targets.shape[:3] != expected[:3] or targets.shape[3] < shape[2]:
+    if targets.ndim != 4 or targets.shape[:3] != inputs.shape[:3] or targets.shape[3] < shape[2]:
         raise ConformanceError(
             f"{where}: batch returned targets of shape {targets.shape}; they must have the "
-            f"pieces' count, height and width {expected[:3]} and at least {shape[2]} "
+            f"inputs' count, height and width {inputs.shape[:3]} and at least {shape[2]} "
             "channel(s) (extra channels, such as a mask, after the image's)."
         )
     for role, values in (("inputs", inputs), ("targets", targets)):
@@ -443,7 +443,7 @@ def check_objective(
                     f"{(str(exc).strip().splitlines() or [''])[0]}"
                 ) from None
             inputs, targets = _check_batch_output(first, shape, where)
-            report.passed.append(f"{label}: batch keeps the pieces' shape {shape}")
+            report.passed.append(f"{label}: batch shapes agree {shape}")
             seeded = _check_seeding(run, (inputs, targets), images, where)
             report.passed.append(
                 f"{label}: the same seed, the same batch"
