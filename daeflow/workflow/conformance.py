@@ -13,8 +13,8 @@ and colour pieces of the images its data kind names: `batch`, traced as the inpu
 traces it (a tf.function, the batch dimension unknown), returns inputs of the pieces' count
 and channels and targets of the inputs' height and width, finite float32; the same seed
 gives the same batch and another seed another (unless it hands the images through
-unchanged, as supervised does); its loss (or the mean squared error) is a finite scalar whose gradients reach the
-weights of a small Keras model.
+unchanged, as supervised does); its loss (or the mean squared error) is a finite scalar
+whose gradients reach the weights of a small Keras model.
 """
 
 import json
