@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import argparse
+import dataclasses
 import shlex
 import subprocess
 import sys
@@ -107,13 +108,31 @@ def newest_run(name: str):
     return runs[0] if runs else None
 
 
-def score_run(run, limit: int | None) -> dict:
-    """Set12 mean PSNR/SSIM of the run's logged model, with what the table shows of the run."""
+def trained_with(params: dict) -> dict:
+    """What a model's metadata says of its objective and noise model, from its run's params."""
+    own = {k.split(".", 1)[1]: float(v) for k, v in params.items() if k.startswith("objective.")}
+    noise = {k.split(".", 1)[1]: float(v) for k, v in params.items() if k.startswith("noise.")}
+    return {
+        "objective": params.get("objective"),
+        "objective_params": own,
+        "noise": params.get("data.noise"),
+        "noise_params": noise,
+    }
+
+
+def score_run(run, limit: int | None, recorrupted: int = 0) -> dict:
+    """Set12 mean PSNR/SSIM of the run's logged model (averaged over `recorrupted` re-noised
+    inputs, as `daeflow denoise --recorrupted-average` does), with what the table shows of
+    the run."""
     from daeflow.infer.loading import load_denoiser
+    from daeflow.infer.recorrupted import averaged
     from daeflow.track.names import TAG_COMMAND_LINE, TAG_EPOCHS_DONE, TAG_STOP_REASON
     from daeflow.track.names import value as metric
 
-    model = load_denoiser(f"runs:/{run.info.run_id}/model").model
+    denoiser = load_denoiser(f"runs:/{run.info.run_id}/model")
+    if recorrupted and denoiser.trained_with is None:  # logged before models recorded it
+        denoiser = dataclasses.replace(denoiser, trained_with=trained_with(run.data.params))
+    model = averaged(denoiser, recorrupted).model if recorrupted else denoiser.model
     rows, _ = set12_scores(model, limit)
     return {
         "psnr": float(np.mean([r[2] for r in rows])),
@@ -215,6 +234,13 @@ def main() -> int:
     parser.add_argument(
         "--test-images", type=int, help="score the first N Set12 images only (smoke tests)"
     )
+    parser.add_argument(
+        "--r2r-average",
+        type=int,
+        default=8,
+        metavar="K",
+        help="also score r2r averaged over K re-noised inputs (R2R's test-time estimate; 0: no)",
+    )
     parser.add_argument("--nlm", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--score-only",
@@ -256,6 +282,10 @@ def main() -> int:
         results[name] = score_run(run, args.test_images)
         commands[name] = results[name]["command"] or shlex.join(command)  # what really ran
         print(f"{name}: Set12 {results[name]['psnr']:.2f} dB", flush=True)
+        if name == "r2r" and args.r2r_average:
+            averaged_name = f"r2r, {args.r2r_average} re-noised inputs averaged"
+            results[averaged_name] = score_run(run, args.test_images, args.r2r_average)
+            print(f"{averaged_name}: Set12 {results[averaged_name]['psnr']:.2f} dB", flush=True)
     if args.nlm:
         print("\nNLM (orientation):", flush=True)
         results["NLM"] = nlm_scores(files, args.seed, args.test_images)

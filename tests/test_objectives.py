@@ -199,6 +199,30 @@ def test_a_noise2void_model_denoises_in_a_new_process(trained, tmp_path):
     assert np.abs(served - x).mean() > 1e-3
 
 
+@pytest.mark.slow
+def test_an_r2r_model_averages_re_noised_inputs_and_others_refuse(trained, tmp_path, monkeypatch):
+    """`denoise --recorrupted-average K` reads the noise model from the r2r model's metadata;
+    the output is another than the plain one, the same on every call; other models refuse."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["uri"])
+    noisy = np.load(trained["paths"]["noisy"])
+    np.save(tmp_path / "image.npy", noisy[0, ..., 0])
+    r2r_uri = f"runs:/{trained['r2r'].info.run_id}/model"
+    outputs = {}
+    for name, extra in (("plain", []), ("averaged", ["--recorrupted-average", "4"]),
+                        ("again", ["--recorrupted-average", "4"])):  # fmt: skip
+        result = cli("denoise", str(tmp_path / "image.npy"), "-o", str(tmp_path / f"{name}.npy"),
+                     "--model", r2r_uri, *extra)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs[name] = np.load(tmp_path / f"{name}.npy").astype(np.int16)
+    assert np.abs(outputs["averaged"] - outputs["plain"]).max() > 0
+    assert np.array_equal(outputs["averaged"], outputs["again"])
+    n2v_uri = f"runs:/{trained['noise2void'].info.run_id}/model"
+    refused = cli("denoise", str(tmp_path / "image.npy"), "-o", str(tmp_path / "x.npy"),
+                  "--model", n2v_uri, "--recorrupted-average", "4", code=2)  # fmt: skip
+    one_error_line(refused, 2, "--recorrupted-average applies to models trained with")
+    assert not (tmp_path / "x.npy").exists()
+
+
 # 2. What each objective makes of a batch (no training)
 
 

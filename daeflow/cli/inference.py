@@ -33,6 +33,16 @@ DataRange = Annotated[
         "training data, else the input's own, as for training)."
     ),
 ]
+Recorrupted = Annotated[
+    int,
+    typer.Option(
+        "--recorrupted-average",
+        min=0,
+        metavar="K",
+        help="For a model trained with --objective r2r: average K re-noised inputs, as the "
+        "R2R paper does (K times slower).",
+    ),
+]
 
 
 @app.command(rich_help_panel="Use a model")
@@ -51,6 +61,7 @@ def denoise(
         int, typer.Option(min=0, help="Context around each tile, wider than the receptive field.")
     ] = MARGIN,
     self_ensemble: SelfEnsemble = False,
+    recorrupted_average: Recorrupted = 0,
     precision: Precision = "float32",
     tracking_uri: TrackingUri = None,
 ):
@@ -68,6 +79,7 @@ def denoise(
         tracking_uri,
         typer.echo,
         precision,
+        recorrupted_average,
     )
     typer.echo(
         f"Denoised {done.shape} {done.dtype} (data range {done.data_range:g}) in "
@@ -87,6 +99,7 @@ def evaluate(
     ] = False,
     experiment: Annotated[str, typer.Option(help="MLflow experiment for --log.")] = "daeflow",
     self_ensemble: SelfEnsemble = False,
+    recorrupted_average: Recorrupted = 0,
     precision: Precision = "float32",
     tracking_uri: TrackingUri = None,
 ):
@@ -98,7 +111,9 @@ def evaluate(
         from daeflow.track import store
 
         store.use_tracking_uri(tracking_uri)
-    denoiser = open_denoiser(model, tracking_uri, self_ensemble, precision, typer.echo)
+    denoiser = open_denoiser(
+        model, tracking_uri, self_ensemble, precision, typer.echo, recorrupted_average
+    )
     outcome = evaluate_model(
         denoiser, str(clean), str(noisy), data_range, log, experiment, typer.echo
     )

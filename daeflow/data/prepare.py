@@ -245,26 +245,10 @@ def prepare_data(
     if options.val_data or options.test_data:
         subsets = _file_subsets(options, main, source, arch, pairs)
     else:
-        split = split_indices(
-            len(clean),
-            options.val_fraction,
-            options.test_fraction,
-            seed,
-            _groups(options.groups, len(clean)),
-        )
+        split = _split(options, len(clean), seed)
         subsets = [Subset(main, split.train), Subset(main, split.val), Subset(main, split.test)]
     train, val, test = subsets
-    params = {
-        "data.shape": str(clean.shape),
-        "data.dtype": str(clean.dtype),
-        RANGE_PARAM: data_range,
-        RANGE_RULE: chosen.rule,
-        "data.channels": clean.shape[-1],
-        "split.train": len(train),
-        "split.val": len(val),
-        "split.test": len(test),
-        CLEAN_USE: CLEAN_TARGETS,
-    }
+    params = _params(clean, chosen, (train, val, test), CLEAN_TARGETS)
     # Everything that reads the data to check or describe it ends before a run starts.
     summary = profile.noise_profile(main, seed)
     scored = summary if test.source is main else profile.noise_profile(test.source, seed)
@@ -272,6 +256,28 @@ def prepare_data(
         train, val, test, data_range, chosen.line, split, params, pairs, summary,
         targets_note=profile.noisy_targets(scored),
     )  # fmt: skip
+
+
+def _split(options: DataOptions, n: int, seed: int) -> Split:
+    """The seeded split by --val-fraction and --test-fraction (and --groups)."""
+    groups = _groups(options.groups, n)
+    return split_indices(n, options.val_fraction, options.test_fraction, seed, groups)
+
+
+def _params(images, chosen, subsets, clean_use: str) -> dict:
+    """What a run logs about its data: shape, dtype, range, split sizes, clean images' use."""
+    train, val, test = subsets
+    return {
+        "data.shape": str(images.shape),
+        "data.dtype": str(images.dtype),
+        RANGE_PARAM: chosen.value,
+        RANGE_RULE: chosen.rule,
+        "data.channels": images.shape[-1],
+        "split.train": len(train),
+        "split.val": len(val),
+        "split.test": len(test),
+        CLEAN_USE: clean_use,
+    }
 
 
 def _kept_range(chosen, options: DataOptions, logged_range: float | None):
@@ -302,13 +308,7 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
     multiple = arch.size_multiple if options.pad else 1
     main = PairSource(None, noisy, data_range, noise, noise_params, seed, multiple, noisy2)
     pairs = [("train", noisy, noisy2, options.data or options.noisy)]
-    split = split_indices(
-        len(noisy),
-        options.val_fraction,
-        options.test_fraction,
-        seed,
-        _groups(options.groups, len(noisy)),
-    )
+    split = _split(options, len(noisy), seed)
     if options.test_data:
         split = split.without_test()
         clean, test_noisy = _load_pair(options, options.test_data, "test", synthetic=False)
@@ -320,17 +320,8 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
     else:
         test = Subset(main, split.test)
     train, val = Subset(main, split.train), Subset(main, split.val)
-    params = {
-        "data.shape": str(noisy.shape),
-        "data.dtype": str(noisy.dtype),
-        RANGE_PARAM: data_range,
-        RANGE_RULE: chosen.rule,
-        "data.channels": noisy.shape[-1],
-        "split.train": len(train),
-        "split.val": len(val),
-        "split.test": len(test),
-        CLEAN_USE: "test scores only" if test.source.has_clean else "none",
-    }
+    clean_use = "test scores only" if test.source.has_clean else "none"
+    params = _params(noisy, chosen, (train, val, test), clean_use)
     scored = profile.noise_profile(test.source, seed) if test.source.has_clean else {}
     return PreparedData(
         train, val, test, data_range, chosen.line, split, params, pairs, {},

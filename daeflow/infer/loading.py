@@ -28,6 +28,7 @@ class Denoiser:
     data_dtype: str | None = None  # of the training data; None for models before it was stored
     channels: int = 0  # what the model takes; 0: read from the model
     pyfunc_scale: str = "unit"  # its pyfunc takes images on their own scale ("own"), or [0, 1]
+    trained_with: dict | None = None  # objective, its params, noise model (models since r2r)
 
     def __post_init__(self):
         if not self.channels:
@@ -68,6 +69,7 @@ def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
         arch=metadata.get("arch"),
         data_dtype=metadata.get("data_dtype"),
         pyfunc_scale="own" if metadata.get("pyfunc_input") == OWN_SCALE else "unit",
+        trained_with=metadata.get("trained_with"),
     )
 
 

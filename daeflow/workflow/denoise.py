@@ -42,9 +42,11 @@ def open_denoiser(
     ensemble: bool = False,
     precision: str = "float32",
     write=print,
+    recorrupted: int = 0,
 ):
     """Load a model (through the tracking store for runs:/ and models:/ URIs), computing in
-    `precision` (auto: the fastest this machine has)."""
+    `precision` (auto: the fastest this machine has); averaged over its 8 flips/rotations
+    (`ensemble`) and over `recorrupted` re-noised inputs (an r2r model)."""
     import dataclasses
 
     from daeflow.infer.ensemble import ensembled
@@ -61,6 +63,10 @@ def open_denoiser(
         write(f"Precision: {chosen.policy} ({chosen.reason}).")
         model = precisions.in_policy(denoiser.model, chosen.policy)
         denoiser = dataclasses.replace(denoiser, model=model)
+    if recorrupted:
+        from daeflow.infer.recorrupted import averaged
+
+        denoiser = averaged(denoiser, recorrupted)
     return ensembled(denoiser) if ensemble else denoiser
 
 
@@ -89,6 +95,7 @@ def denoise_file(
     tracking_uri: str | None = None,
     write=print,
     precision: str = "float32",
+    recorrupted: int = 0,
 ) -> DenoiseOutcome:
     """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range."""
     from daeflow.infer.images import check_layout, denoise_images, images_shape
@@ -97,7 +104,7 @@ def denoise_file(
     check_output(output)
     loaded = load_array(input_path, "input", check=check_layout)  # checked from its header
     array = loaded.array
-    denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write)
+    denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write, recorrupted)
     images_shape(array.shape, denoiser.channels)  # before a file of the output's size
     start = time.perf_counter()
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")

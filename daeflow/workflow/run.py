@@ -202,7 +202,19 @@ def model_metadata(prepared: PreparedRun) -> dict:
         "arch": arch.name,
         "size_multiple": arch.size_multiple,
         "output_range": arch.output_range,
+        "trained_with": trained_with(prepared),
     }
+
+
+def trained_with(prepared: PreparedRun) -> dict:
+    """The objective, its parameters and (for objectives that use one) the noise model a
+    model was trained with: what `denoise --recorrupted-average` needs of an r2r model."""
+    train, data = prepared.config.train, prepared.config.data
+    found = {"objective": train.objective, "objective_params": dict(train.objective_params)}
+    objective = prepared.objective
+    if objective is not None and not objective.needs_clean and data.noise:
+        found.update(noise=data.noise, noise_params=dict(data.noise_params))
+    return found
 
 
 def log_start(prepared: PreparedRun) -> str:
