@@ -89,13 +89,15 @@ def _frozen(input_shape, params):
     return keras.Model(inputs, conv(inputs))
 
 
+def register_wrong(hook: str, spec, name: str) -> None:
+    """Register a plugin whose `hook` returns `spec`, wrong on purpose."""
+    plugin = types.SimpleNamespace(**{hook: hookimpl(lambda: [spec])})
+    get_plugins().register(plugin, name=name, dist="daeflow-wrong")
+
+
 def register(build):
     arch = Architecture("wrong_arch", "Wrong on purpose.", build)
-    get_plugins().register(
-        types.SimpleNamespace(register_architectures=hookimpl(lambda: [arch])),
-        name="wrong-plugin",
-        dist="daeflow-wrong",
-    )
+    register_wrong("register_architectures", arch, "wrong-plugin")
 
 
 @pytest.mark.parametrize(
@@ -231,11 +233,7 @@ def register_objective(batch, loss=None):
     from daeflow import Objective
 
     objective = Objective("wrong_objective", "Wrong on purpose.", "noisy", batch, loss=loss)
-    get_plugins().register(
-        types.SimpleNamespace(register_objectives=hookimpl(lambda: [objective])),
-        name="wrong-objective-plugin",
-        dist="daeflow-wrong",
-    )
+    register_wrong("register_objectives", objective, "wrong-objective-plugin")
 
 
 @pytest.mark.parametrize(
