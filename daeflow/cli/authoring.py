@@ -22,18 +22,27 @@ def check_arch(
     ] = None,
 ):
     """Check that an architecture meets the plugin contract (shapes, range, training, saving)."""
-    from daeflow.plugin.hyperparams import split_pairs
-    from daeflow.workflow.conformance import ConformanceError, check_architecture
+    from daeflow.workflow.conformance import check_architecture
 
-    sets = [split_pairs(arch_param or [], "--arch-param")] if arch_param or not param_set else []
+    report = _conform("check-arch", check_architecture, name, arch_param, "--arch-param", param_set)
+    typer.echo(f"{report.arch} from {report.plugin} meets the daeflow architecture contract.")
+
+
+def _conform(command: str, check, name: str, given, flag: str, param_set):
+    """Run a conformance check over the parameter sets (`given` as one set, and each --set),
+    print what passed; a failure is one line, exit 1."""
+    from daeflow.plugin.hyperparams import split_pairs
+    from daeflow.workflow.conformance import ConformanceError
+
+    sets = [split_pairs(given or [], flag)] if given or not param_set else []
     sets += [split_pairs(s.split(","), "--set") for s in param_set or []]
     try:
-        report = check_architecture(name, param_sets=sets)
+        report = check(name, param_sets=sets)
     except ConformanceError as exc:
-        raise fail(f"check-arch failed: {exc}", 1) from None
-    for check in report.passed:
-        typer.echo(f"  ok  {check}")
-    typer.echo(f"{report.arch} from {report.plugin} meets the daeflow architecture contract.")
+        raise fail(f"{command} failed: {exc}", 1) from None
+    for passed in report.passed:
+        typer.echo(f"  ok  {passed}")
+    return report
 
 
 @app.command("check-objective", rich_help_panel="Plugins")
@@ -52,20 +61,9 @@ def check_objective(
 ):
     """Check that a training objective meets the plugin contract (batch shapes, seeding, loss,
     gradients)."""
-    from daeflow.plugin.hyperparams import split_pairs
-    from daeflow.workflow.conformance import ConformanceError
     from daeflow.workflow.conformance import check_objective as check
 
-    sets = (
-        [split_pairs(objective_param or [], "--objective-param")]
-        if objective_param or not param_set
-        else []
+    report = _conform(
+        "check-objective", check, name, objective_param, "--objective-param", param_set
     )
-    sets += [split_pairs(s.split(","), "--set") for s in param_set or []]
-    try:
-        report = check(name, param_sets=sets)
-    except ConformanceError as exc:
-        raise fail(f"check-objective failed: {exc}", 1) from None
-    for check_done in report.passed:
-        typer.echo(f"  ok  {check_done}")
     typer.echo(f"{report.objective} from {report.plugin} meets the daeflow objective contract.")

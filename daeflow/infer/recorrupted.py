@@ -54,12 +54,11 @@ def _unit_variance(trained: dict, data_range: float):
     from daeflow.plugin.registry import get_noise_model
 
     spec = get_noise_model(trained["noise"]).spec
-    params = dict(trained.get("noise_params") or {})
+    variance = spec.unit_variance(dict(trained.get("noise_params") or {}), data_range)
 
-    def variance(values):
+    def numpy_variance(values):
         import tensorflow as tf
 
-        scaled = tf.constant(values * np.float32(data_range))
-        return np.asarray(spec.variance(scaled, params, data_range)) / data_range**2
+        return np.asarray(variance(tf.constant(values)))
 
-    return variance
+    return numpy_variance

@@ -215,6 +215,17 @@ class NoiseModel:
         """The declared parameters with their defaults."""
         return {p.name: p.default for p in self.params}
 
+    def unit_variance(self, params: dict, data_range: float):
+        """`variance` on the [0, 1] scale (images divided by the data range), with these
+        parameters; None when the model cannot say its variance."""
+        if self.variance is None:
+            return None
+
+        def variance(values):
+            return self.variance(values * data_range, params, data_range) / data_range**2
+
+        return variance
+
 
 def _check_optional_callable(owner: str, name: str, value: Any) -> None:
     if value is not None and not callable(value):

@@ -95,15 +95,9 @@ def ranking(objectives) -> Ranking:
 def unit_variance(source):
     """The noise variance at each value on the [0, 1] scale, from the source's noise model
     (None when it has none or the model cannot say)."""
-    model = source.noise
-    if model is None or getattr(model, "variance", None) is None:
+    if source.noise is None:
         return None
-    params, data_range = dict(source.noise_params), float(source.data_range)
-
-    def variance(values):
-        return model.variance(values * data_range, params, data_range) / data_range**2
-
-    return variance
+    return source.noise.unit_variance(dict(source.noise_params), float(source.data_range))
 
 
 def keras_loss(objective, params: dict):
@@ -171,10 +165,10 @@ def loss_per_image(model, source, indices, objective, params, seed, multiple=1) 
 
     variance = unit_variance(source)
     loss = objective.loss or _mse
+    key = tf.constant([seed, LOSS_KEY], tf.int64)
     values = []
     for index in np.asarray(indices):
         images = read(source, [int(index)], roles(objective))
-        key = tf.constant([seed, LOSS_KEY], tf.int64)
         image_seed = tf.random.experimental.stateless_fold_in(key, int(index))
         inputs, targets = objective.batch(
             tuple(tf.constant(x) for x in images), image_seed, params, variance
