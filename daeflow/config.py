@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
 from daeflow.errors import UsageError
-from daeflow.plugin.hyperparams import convert
+from daeflow.plugin.hyperparams import convert, logged
 from daeflow.plugin.specs import PARAM_TYPES, HyperParam
 from daeflow.runtime.devices import parse_devices
 from daeflow.runtime.precision import PRECISIONS
@@ -252,6 +252,16 @@ TrainOptions = make_dataclass(
 )
 
 
+def described_noise(params: dict) -> str | None:
+    """The synthetic noise of a run in words, its parameters as given ("gaussian sigma=5:30"),
+    from its flat params (logged strings or RunConfig.params()); None without --noise."""
+    model = params.get("data.noise")
+    if model in (None, "None", ""):
+        return None
+    given = " ".join(f"{k[6:]}={v}" for k, v in sorted(params.items()) if k.startswith("noise."))
+    return f"{model} {given}".strip()
+
+
 @dataclass
 class RunConfig:
     """Everything one `daeflow run` needs."""
@@ -277,7 +287,8 @@ class RunConfig:
         data = asdict(self.data)
         noise_params = data.pop("noise_params")
         flat.update({f"data.{k}": v for k, v in data.items()})
-        flat.update({f"noise.{k}": v for k, v in noise_params.items()})
+        # A range is logged as its text, "0:50", and read back by the noise model's declaration.
+        flat.update({f"noise.{k}": logged(v) for k, v in noise_params.items()})
         return flat
 
     @classmethod

@@ -29,6 +29,8 @@ print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.st
         ["archs", "--json"],
         ["objectives"],
         ["objectives", "--json"],
+        ["noise-models"],
+        ["noise-models", "--json"],
         ["plugins"],
         ["run", "--help"],
     ],
@@ -96,3 +98,18 @@ def test_objectives_json_lists_the_builtins_with_their_data_and_params():
     table = CliRunner().invoke(app, ["objectives"])
     assert table.exit_code == 0
     assert "masked_pixel_percentage=0.2" in table.stdout and "alpha=0.5" in table.stdout
+
+
+def test_noise_models_json_lists_the_builtins_with_their_params():
+    from typer.testing import CliRunner
+
+    from daeflow.cli import app
+
+    result = CliRunner().invoke(app, ["noise-models", "--json"])
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"gaussian", "poisson", "poisson_gaussian", "salt_pepper", "speckle"}
+    pg = rows["poisson_gaussian"]
+    assert pg["plugin"] == "daeflow.data.noise" and pg["in_graph"] and pg["variance"]
+    assert {p["name"]: p["default"] for p in pg["params"]} == {"peak": 30.0, "read_sigma": 5.0}
+    assert not rows["speckle"]["variance"]

@@ -6,10 +6,13 @@ import pytest
 from daeflow import HyperParam, NoiseModel, hookimpl
 from daeflow.data.arrays import ImageArray
 from daeflow.data.pairs import PairSource
+from daeflow.errors import UsageError
+from daeflow.plugin import hyperparams
 from daeflow.plugin.manager import get_plugins
 from daeflow.plugin.registry import all_noise_models, get_noise_model
+from daeflow.plugin.specs import Range
 
-BUILTIN_NOISE = ("gaussian", "poisson", "salt_pepper", "speckle")
+BUILTIN_NOISE = ("gaussian", "poisson", "poisson_gaussian", "salt_pepper", "speckle")
 SIZE = 400_000
 
 
@@ -150,7 +153,13 @@ def test_training_batches_get_fresh_noise_and_evaluation_batches_do_not(noise):
 
 @pytest.mark.parametrize(
     ("noise", "params"),
-    [("gaussian", {}), ("poisson", {}), ("salt_pepper", {"amount": 0.2}), ("speckle", {})],
+    [
+        ("gaussian", {}),
+        ("poisson", {}),
+        ("poisson_gaussian", {}),
+        ("salt_pepper", {"amount": 0.2}),
+        ("speckle", {}),
+    ],
 )
 def test_noise_drawn_in_the_graph_has_numpys_statistics(noise, params):
     import tensorflow as tf
@@ -270,3 +279,229 @@ def test_a_noise_model_without_graph_apply_trains_through_numpy(shift_plugin):
     residual = (noisy_a - clean_a) * 255
     assert residual.min() >= 20 - 1e-3 and residual.max() <= 21 + 1e-3
     assert not np.array_equal(noisy_a - clean_a, noisy_b - clean_a)
+
+
+# Poisson-Gaussian noise: shot noise plus read noise
+
+PG_RANGE, PG_PEAK, PG_READ, PG_DRAWS = 255.0, 30.0, 5.0, 200_000
+PG_LEVELS = (0.0, 0.05, 0.2, 0.5, 1.0)  # fractions of the data range
+
+
+def poisson_gaussian_moments(level: float):
+    """The stated mean and variance of one value, and the standard errors of their estimates
+    from PG_DRAWS draws (the variance's from the fourth central moment of the sum)."""
+    scale, rate = PG_RANGE / PG_PEAK, PG_PEAK * level
+    shot, read = scale**2 * rate, PG_READ**2
+    variance = shot + read  # = clean * range / peak + read_sigma^2
+    fourth = scale**4 * rate * (1 + 3 * rate) + 6 * shot * read + 3 * read**2
+    return (
+        level * PG_RANGE,
+        variance,
+        np.sqrt(variance / PG_DRAWS),
+        np.sqrt((fourth - variance**2) / PG_DRAWS),
+    )
+
+
+def poisson_gaussian_samples(in_graph: bool) -> np.ndarray:
+    """(levels, draws) noisy values of flat clean rows, at PG_LEVELS."""
+    model = get_noise_model("poisson_gaussian").spec
+    params = {"peak": PG_PEAK, "read_sigma": PG_READ}
+    clean = np.repeat(np.float32(PG_LEVELS)[:, None] * np.float32(PG_RANGE), PG_DRAWS, axis=1)
+    if not in_graph:
+        return model.apply(clean, np.random.default_rng(5), params, PG_RANGE)
+    import tensorflow as tf
+
+    seed = tf.constant([5, 6], tf.int64)
+    return np.asarray(model.graph_apply(tf.constant(clean), seed, params, PG_RANGE))
+
+
+@pytest.mark.parametrize("in_graph", [False, True], ids=["numpy", "graph"])
+def test_poisson_gaussian_samples_have_the_stated_mean_and_variance(in_graph):
+    samples = poisson_gaussian_samples(in_graph)
+    assert samples.dtype == np.float32 and samples.shape == (len(PG_LEVELS), PG_DRAWS)
+    for level, row in zip(PG_LEVELS, samples.astype(np.float64), strict=True):
+        mean, variance, mean_error, variance_error = poisson_gaussian_moments(level)
+        # 5 standard errors: a false alarm in about 1 in 2 million checks.
+        assert abs(row.mean() - mean) < 5 * mean_error, (level, row.mean(), mean)
+        assert abs(row.var() - variance) < 5 * variance_error, (level, row.var(), variance)
+    # The shot noise is there: the brightest level's variance is about 10x the darkest's.
+    assert samples[-1].var() / samples[0].var() > 9
+
+
+def test_poisson_gaussian_variance_is_estimated_from_the_noisy_value():
+    import tensorflow as tf
+
+    model = get_noise_model("poisson_gaussian").spec
+    values = tf.constant([-3.0, 0.0, 51.0, 255.0])
+    variance = model.variance(values, {"peak": 30.0, "read_sigma": 5.0}, 255.0)
+    np.testing.assert_allclose(np.asarray(variance), [25.0, 25.0, 51 * 8.5 + 25, 255 * 8.5 + 25])
+
+
+# Noise parameters given as ranges LO:HI, drawn per image or patch
+
+SIGMA = HyperParam("sigma", "float", 25.0, min=0, max=100)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0:50", Range(0, 50)), (" 5 : 30 ", Range(5, 30)), ("7:7", Range(7, 7)), ("12", 12.0)],
+)
+def test_a_noise_parameter_takes_a_number_or_a_range(text, expected):
+    value = hyperparams.convert(SIGMA, text, "sigma", ranges=True)
+    assert value == expected and type(value) is type(expected)
+    if isinstance(value, Range):
+        assert hyperparams.logged(value) == text.replace(" ", "")
+        assert hyperparams.convert(SIGMA, value, "sigma", ranges=True) == value  # read again
+
+
+@pytest.mark.parametrize(
+    ("param", "text", "ranges", "fragment"),
+    [
+        (SIGMA, "a:b", True, "takes a number or a range LO:HI such as 0:50. Received: 'a:b'"),
+        (SIGMA, "1:2:3", True, "takes a number or a range LO:HI"),
+        (SIGMA, ":5", True, "takes a number or a range LO:HI"),
+        (SIGMA, "30:5", True, "range LO:HI needs LO <= HI. Received: '30:5'"),
+        (SIGMA, "-1:5", True, "both ends of the range must be 0 to 100. Received: '-1:5'"),
+        (SIGMA, "5:101", True, "both ends of the range must be 0 to 100"),
+        (HyperParam("n", "int", 3), "1:4", True, "takes one value, not a range"),
+        (HyperParam("on", "bool", True), "0:1", True, "takes one value, not a range"),
+        (SIGMA, "0:50", False, "must be a finite number; ranges LO:HI are for --noise-param"),
+    ],
+    ids=["text", "three", "no low", "low>high", "below min", "above max", "int", "bool", "arch"],
+)
+def test_bad_ranges_are_refused_in_one_line(param, text, ranges, fragment):
+    with pytest.raises(UsageError) as refused:
+        hyperparams.convert(param, text, "the parameter", ranges)
+    assert fragment in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_range_given_to_the_cli_is_refused_in_one_line_where_it_is_wrong(tracking_uri, tmp_path):
+    from conftest import cli, make_pairs, one_error_line
+
+    np.save(tmp_path / "clean.npy", make_pairs(n=8)[0])
+    base = ["run", "--clean", tmp_path / "clean.npy", "--epochs", "1"]
+    result = cli(*base, "--noise", "gaussian", "--noise-param", "sigma=30:5", code=2)
+    one_error_line(result, 2, "Noise 'gaussian' parameter 'sigma' range LO:HI needs LO <= HI")
+    result = cli(*base, "--arch-param", "filters=8:16", code=2)
+    one_error_line(result, 2, "parameter 'filters' must be a whole number")
+    import mlflow
+
+    assert mlflow.search_runs(search_all_experiments=True).empty  # refused before a run
+
+
+def ranged_source(noise="gaussian", **params):
+    flat_images = np.full((12, 16, 16, 1), 120, np.float32)
+    return synthetic_source(noise, clean=flat_images, **params)
+
+
+def piece_sigmas(noisy, clean):
+    return (noisy - clean).std(axis=(1, 2, 3)) * 255
+
+
+def test_training_draws_a_ranged_parameter_per_piece_from_the_seeds():
+    source = ranged_source(sigma=Range(5, 30))
+    batches = training_batches(source, np.arange(12), 24, patch_size=8, epochs=2)
+    sigmas = np.concatenate([piece_sigmas(noisy, clean) for noisy, clean in batches])
+    assert len(sigmas) == 24
+    # 64 pixels a patch: its std is within about 30 % of its sigma.
+    assert sigmas.min() > 5 * 0.6 and sigmas.max() < 30 * 1.4
+    assert sigmas.max() - sigmas.min() > 10  # each patch its own sigma
+    assert np.ptp(sigmas[:12]) > 5 and np.ptp(sigmas[12:]) > 5  # within each epoch too
+    again = training_batches(source, np.arange(12), 24, patch_size=8, epochs=2)
+    for (noisy_a, _), (noisy_b, _) in zip(batches, again, strict=True):
+        np.testing.assert_array_equal(noisy_a, noisy_b)
+    # A one-point range draws the noise a single value does: the draws of the range have a
+    # stream of their own, and the scalar path is untouched.
+    single = training_batches(synthetic_source(sigma=25.0), [1, 4, 6], 3, patch_size=8)
+    point = training_batches(synthetic_source(sigma=Range(25, 25)), [1, 4, 6], 3, patch_size=8)
+    for (noisy_a, _), (noisy_b, _) in zip(single, point, strict=True):
+        np.testing.assert_allclose(noisy_a, noisy_b, rtol=0, atol=1e-6)
+
+
+def test_training_through_numpy_draws_a_ranged_parameter_per_piece(shift_plugin):
+    source = ranged_source("shift", offset=Range(0, 40))
+    batches = training_batches(source, np.arange(12), 12, patch_size=8)
+    shifts = np.concatenate(
+        [((noisy - clean) * 255).mean(axis=(1, 2, 3)) for noisy, clean in batches]
+    )
+    assert shifts.min() >= 0 and shifts.max() <= 41  # offset plus uniform noise in [0, 1)
+    assert len(np.unique(np.round(shifts, 3))) == len(shifts)
+    again = training_batches(source, np.arange(12), 12, patch_size=8)
+    np.testing.assert_array_equal(batches[0][0], again[0][0])
+
+
+def test_evaluation_draws_a_ranged_parameter_per_image():
+    source = ranged_source(sigma=Range(5, 30))
+    noisy, clean = source.batch(np.arange(12))
+    sigmas = piece_sigmas(noisy, clean)  # 256 pixels an image
+    assert sigmas.min() > 5 * 0.75 and sigmas.max() < 30 * 1.25 and np.ptp(sigmas) > 10
+    np.testing.assert_array_equal(source.batch([3])[0][0], noisy[3])  # the image's own
+    point = ranged_source(sigma=Range(25, 25))
+    np.testing.assert_array_equal(point.batch([3])[0], ranged_source(sigma=25.0).batch([3])[0])
+
+
+@pytest.mark.parametrize(
+    ("noise", "name", "low", "high"),
+    [
+        ("gaussian", "sigma", 2.0, 40.0),
+        ("poisson", "peak", 2.0, 200.0),
+        ("poisson_gaussian", "read_sigma", 0.0, 40.0),
+        ("salt_pepper", "amount", 0.01, 0.5),
+        ("speckle", "sigma", 0.01, 0.5),
+    ],
+)
+def test_every_builtin_graph_function_takes_one_value_per_piece(noise, name, low, high):
+    import tensorflow as tf
+
+    model = get_noise_model(noise).spec
+    clean = np.full((2, 60, 60, 1), 100, np.float32)
+    seed = tf.constant([0, 3], tf.int64)
+    per_piece = {**model.defaults, name: tf.constant([low, high], shape=(2, 1, 1, 1))}
+    noisy = np.asarray(model.graph_apply(tf.constant(clean), seed, per_piece, 255.0))
+    for piece, value in zip(noisy, (low, high), strict=True):
+        alone = {**model.defaults, name: value}
+        expected = model.apply(clean[0], np.random.default_rng(0), alone, 255.0)
+        assert piece.std() == pytest.approx(expected.std(), rel=0.1), value
+    if model.variance is not None:
+        variance = model.variance(tf.constant(clean), per_piece, 255.0)
+        assert variance.shape == clean.shape
+        for k, value in enumerate((low, high)):
+            alone = model.variance(tf.constant(clean[k]), {**model.defaults, name: value}, 255.0)
+            np.testing.assert_allclose(np.asarray(variance[k]), np.asarray(alone), rtol=1e-6)
+
+
+def trained_run(tmp_path, *args):
+    """`daeflow run` on 24 tiny clean images with synthetic noise; the MLflow run it logged."""
+    import mlflow
+    from conftest import cli, make_pairs
+
+    np.save(tmp_path / "clean.npy", make_pairs(n=24)[0])
+    result = cli("run", "--clean", tmp_path / "clean.npy", "--batch-size", "8", *args)
+    run_id = result.stdout.split("MLflow run ")[1].split()[0]
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    return run
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_poisson_gaussian_noise_beats_the_noisy_input(tracking_uri, tmp_path):
+    run = trained_run(
+        tmp_path,
+        *["--noise", "poisson_gaussian", "--noise-param", "peak=30", "--arch", "residual"],
+        *["--arch-param", "depth=3", "--arch-param", "width=16", "--epochs", "4"],
+        *["--patch-size", "8", "--patches-per-image", "4", "--learning-rate", "0.003"],
+    )
+    params, metrics = run.data.params, run.data.metrics
+    assert (params["noise.peak"], params["noise.read_sigma"]) == ("30.0", "5.0")
+    # The held-out test images: about 18.4 dB noisy, 22 dB denoised on this machine.
+    assert metrics["test/psnr"] > metrics["test/noisy_psnr"] + 1.0
+
+
+@pytest.mark.slow
+def test_a_run_with_a_noise_range_logs_the_range_as_given(tracking_uri, tmp_path):
+    run = trained_run(
+        tmp_path, "--noise", "gaussian", "--noise-param", "sigma=5:30", "--epochs", "1"
+    )
+    assert run.data.params["noise.sigma"] == "5:30"
+    # The test images' sigma is drawn per image from the range: between 5 and 30.
+    assert 5 * 0.9 < float(run.data.params["data.noise_sigma_c0"]) < 30

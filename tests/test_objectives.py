@@ -442,6 +442,11 @@ REFUSALS = {
         ["--objective", "r2r", "--noisy", "noisy", "--noise", "speckle"],
         ["Noise model 'speckle' does not say its variance", "--objective r2r needs"],
     ),
+    "r2r with a noise range": (
+        ["--objective", "r2r", "--noisy", "noisy", "--noise", "gaussian"]
+        + ["--noise-param", "sigma=5:30"],
+        ["--objective r2r needs the noise of the data known per image", "sigma=5:30"],
+    ),
     "n2v with --noise": (
         ["--objective", "noise2void", "--noisy", "noisy", "--noise", "gaussian"],
         ["--objective noise2void uses no noise model; drop --noise"],

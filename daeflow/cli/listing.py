@@ -1,4 +1,5 @@
-"""Commands that list what is installed: architectures, training objectives and plugins."""
+"""Commands that list what is installed: architectures, training objectives, noise models
+and plugins."""
 
 import json
 
@@ -76,6 +77,19 @@ def _objective_rows() -> list[dict]:
     )
 
 
+def _noise_rows() -> list[dict]:
+    from daeflow.plugin.registry import all_noise_models
+
+    return _rows(
+        all_noise_models(),
+        lambda spec: {
+            "in_graph": spec.graph_apply is not None,
+            "variance": spec.variance is not None,
+            "params": _declared(spec.params),
+        },
+    )
+
+
 def _print_rows(rows: list[dict], declared: str, extra: list[str], title: str) -> None:
     for row in rows:
         row["source"] = f"{row.get('distribution', '?')} {row.get('version', '')}"
@@ -109,6 +123,21 @@ def objectives(as_json: Json = False):
     for row in rows:
         row.setdefault("needs", "")
     _print_rows(rows, "params", ["needs"], "Training objectives")
+
+
+@app.command("noise-models", rich_help_panel="Plugins")
+@guarded
+def noise_models(as_json: Json = False):
+    """List the synthetic noise models you can pass to --noise, with their parameters
+    (--noise-param NAME=VALUE; a float parameter also takes a range LO:HI, drawn per image
+    or patch)."""
+    rows = _noise_rows()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        row["for r2r"] = "yes" if row.get("variance") else "no"
+    _print_rows(rows, "params", ["for r2r"], "Noise models")
 
 
 @app.command(rich_help_panel="Plugins")

@@ -1,4 +1,7 @@
-"""Built-in synthetic noise models: gaussian, poisson, salt_pepper, speckle."""
+"""Built-in synthetic noise models: gaussian, poisson, poisson_gaussian, salt_pepper, speckle.
+
+In the graph, a parameter may come as a (pieces, 1, 1, 1) tensor (one value per piece, when
+it was given as a range): every graph function and variance broadcasts it."""
 
 from daeflow import HyperParam, NoiseModel, hookimpl
 
@@ -18,6 +21,18 @@ def poisson(clean, rng, params, data_range):
     peak = params["peak"]
     counts = rng.poisson(np.clip(clean, 0, None) / data_range * peak)
     return (counts * (data_range / peak)).astype(np.float32)
+
+
+def poisson_gaussian(clean, rng, params, data_range):
+    """Shot noise plus read noise, as cameras and microscopes make: noisy =
+    range / peak * Poisson(peak * max(clean, 0) / range) + N(0, read_sigma^2); mean clean,
+    variance clean * range / peak + read_sigma^2 (read_sigma on the data's scale)."""
+    import numpy as np
+
+    peak = params["peak"]
+    counts = rng.poisson(np.clip(clean, 0, None) / data_range * peak)
+    read = rng.standard_normal(clean.shape, dtype=np.float32) * np.float32(params["read_sigma"])
+    return (counts * (data_range / peak)).astype(np.float32) + read
 
 
 def salt_pepper(clean, rng, params, data_range):
@@ -70,6 +85,19 @@ def poisson_graph(clean, seed, params, data_range):
     return counts * (data_range / peak)
 
 
+def poisson_gaussian_graph(clean, seed, params, data_range):
+    """poisson_gaussian, drawn in TensorFlow."""
+    import tensorflow as tf
+
+    shot, read = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    peak = params["peak"]
+    rate = tf.maximum(clean, 0.0) / data_range * peak
+    counts = tf.random.stateless_poisson(tf.shape(clean), shot, rate, dtype=tf.float32)
+    return (
+        counts * (data_range / peak) + standard_normal(tf.shape(clean), read) * params["read_sigma"]
+    )
+
+
 def salt_pepper_graph(clean, seed, params, data_range):
     """salt_pepper, drawn in TensorFlow."""
     import tensorflow as tf
@@ -91,7 +119,8 @@ def gaussian_variance(values, params, data_range):
     """sigma squared at every value."""
     import tensorflow as tf
 
-    return tf.fill(tf.shape(values), tf.cast(params["sigma"] ** 2, values.dtype))
+    # Added, not filled, so that a per-piece sigma broadcasts.
+    return tf.zeros_like(values) + tf.cast(params["sigma"], values.dtype) ** 2
 
 
 def poisson_variance(values, params, data_range):
@@ -99,6 +128,14 @@ def poisson_variance(values, params, data_range):
     import tensorflow as tf
 
     return tf.maximum(values, 0.0) * (data_range / params["peak"])
+
+
+def poisson_gaussian_variance(values, params, data_range):
+    """Estimated from the noisy value, as poisson's: max(value, 0) * range / peak +
+    read_sigma^2 on the data's scale."""
+    import tensorflow as tf
+
+    return tf.maximum(values, 0.0) * (data_range / params["peak"]) + params["read_sigma"] ** 2
 
 
 NOISE_MODELS = [
@@ -117,6 +154,24 @@ NOISE_MODELS = [
         (HyperParam("peak", "float", 30.0, "Photon count at the full data range.", min=1e-3),),
         graph_apply=poisson_graph,
         variance=poisson_variance,
+    ),
+    NoiseModel(
+        "poisson_gaussian",
+        "Shot plus read noise (cameras, microscopes): range / peak * Poisson(peak * clean / "
+        "range) + N(0, read_sigma^2).",
+        poisson_gaussian,
+        (
+            HyperParam("peak", "float", 30.0, "Photon count at the full data range.", min=1e-3),
+            HyperParam(
+                "read_sigma",
+                "float",
+                5.0,
+                "Read noise's standard deviation on the data's scale (5 suits 0-255).",
+                min=0,
+            ),
+        ),
+        graph_apply=poisson_gaussian_graph,
+        variance=poisson_gaussian_variance,
     ),
     NoiseModel(
         "salt_pepper",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from daeflow.data.arrays import ImageArray
+from daeflow.plugin.hyperparams import RANGE_KEY, drawn, has_ranges
 
 
 @dataclass
@@ -55,9 +56,13 @@ class PairSource:
         )
 
     def _fixed_noise(self, index: int, clean: np.ndarray) -> np.ndarray:
-        """The synthetic noisy version of one image, the same on every call."""
+        """The synthetic noisy version of one image, the same on every call; a parameter
+        given as a range is drawn for the image from a generator of its own, seeded alike."""
         rng = np.random.default_rng([self.seed, 7, int(index)])
-        return self.noise.apply(clean, rng, self.noise_params, self.data_range)
+        params = self.noise_params
+        if has_ranges(params):
+            params = drawn(params, np.random.default_rng([self.seed, 7, int(index), RANGE_KEY]))
+        return self.noise.apply(clean, rng, params, self.data_range)
 
     def _noisy(self, indices, clean: np.ndarray) -> np.ndarray:
         """The fixed noisy images: given pairs, or noise seeded by each image's index."""

@@ -18,7 +18,7 @@ from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
 from daeflow.plugin import hyperparams
-from daeflow.plugin.specs import OBJECTIVE_DATA
+from daeflow.plugin.specs import OBJECTIVE_DATA, Range
 
 CLEAN_USE = "data.clean_use"  # the param saying what clean images a run used, and for what
 CLEAN_TARGETS = "training targets"  # its value for supervised training
@@ -176,7 +176,7 @@ def _noise(options: DataOptions):
 
     model = get_noise_model(options.noise).spec
     return model, hyperparams.resolve(
-        model.params, options.noise_params, f"Noise {options.noise!r}"
+        model.params, options.noise_params, f"Noise {options.noise!r}", ranges=True
     )
 
 
@@ -301,6 +301,12 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
         raise UsageError(
             f"Noise model {noise.name!r} does not say its variance, which --objective "
             f"{objective.name} needs. Choose a noise model that does (gaussian, poisson)."
+        )
+    if noise is not None and hyperparams.has_ranges(noise_params):
+        ranged = next(f"{k}={v}" for k, v in noise_params.items() if isinstance(v, Range))
+        raise UsageError(
+            f"--objective {objective.name} needs the noise of the data known per image; a "
+            f"range (--noise-param {ranged}) does not say it. Give that parameter one value."
         )
     _check_sizes(noisy, arch, options, patch_size)
     if noisy2 is not None and options.alignment_check:

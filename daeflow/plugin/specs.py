@@ -103,6 +103,38 @@ class HyperParam:
         return f"any {self.type}"
 
 
+class Range:
+    """A noise parameter given as a range LO:HI (LO <= HI): drawn uniformly in [low, high]
+    per image or patch. Its text, `str(r)`, is what is logged and shown: "0:50".
+
+    Not a dataclass, so that `dataclasses.asdict` of the options holding it keeps it whole.
+    """
+
+    __slots__ = ("low", "high")
+
+    def __init__(self, low: float, high: float):
+        object.__setattr__(self, "low", float(low))
+        object.__setattr__(self, "high", float(high))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Range is immutable")
+
+    def __reduce__(self):  # copies and pickles through __init__
+        return Range, (self.low, self.high)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Range) and (self.low, self.high) == (other.low, other.high)
+
+    def __hash__(self) -> int:
+        return hash((Range, self.low, self.high))
+
+    def __repr__(self) -> str:
+        return f"Range({self.low!r}, {self.high!r})"
+
+    def __str__(self) -> str:
+        return f"{self.low:.15g}:{self.high:.15g}"
+
+
 def _check_params(owner: str, params: Any) -> tuple:
     if isinstance(params, list):
         params = tuple(params)

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from daeflow.plugin.hyperparams import RANGE_KEY, drawn
+from daeflow.plugin.specs import Range
 from daeflow.train.objectives import SUPERVISED, roles, unit_variance
 
 ORDER, POOL_KEY, BATCH = 13, 17, 11  # keys of the seeded streams
@@ -312,18 +314,43 @@ def _edge_pad(batch, pad_h, pad_w):
 
 def _noise(source, seed):
     """(clean, chunk seed, epoch, pool, chunk) -> noisy, on the data's scale: in the graph
-    when the noise model has a graph_apply, else in NumPy seeded by (seed, epoch, pool, chunk)."""
+    when the noise model has a graph_apply, else in NumPy seeded by (seed, epoch, pool, chunk).
+
+    A parameter given as a range is drawn per piece, uniformly, from a stream of its own
+    derived from the same seeds (so the noise draws are those of a single value): in the
+    graph a (pieces, 1, 1, 1) tensor, in NumPy one value per piece, applied piece by piece."""
     import tensorflow as tf
 
     model, params, data_range = source.noise, dict(source.noise_params), source.data_range
+    ranged = [(name, v) for name, v in params.items() if isinstance(v, Range)]
     if getattr(model, "graph_apply", None) is not None:
-        return lambda clean, chunk_seed, *numbers: model.graph_apply(
-            clean, chunk_seed, params, data_range
-        )
+        if not ranged:
+            return lambda clean, chunk_seed, *numbers: model.graph_apply(
+                clean, chunk_seed, params, data_range
+            )
+
+        def add_ranged(clean, chunk_seed, *numbers):
+            shape = tf.stack([tf.shape(clean)[0], 1, 1, 1])
+            pieces = dict(params)
+            for key, (name, given) in enumerate(ranged):
+                pieces[name] = tf.random.stateless_uniform(
+                    shape, _fold(chunk_seed, RANGE_KEY, key), given.low, given.high, clean.dtype
+                )
+            return model.graph_apply(clean, chunk_seed, pieces, data_range)
+
+        return add_ranged
 
     def apply(clean, *numbers):
         rng = np.random.default_rng([seed, BATCH, *(int(n) for n in numbers)])
-        return np.asarray(model.apply(clean, rng, params, data_range), dtype=np.float32)
+        if not ranged:
+            return np.asarray(model.apply(clean, rng, params, data_range), dtype=np.float32)
+        stream = np.random.default_rng([seed, BATCH, *(int(n) for n in numbers), RANGE_KEY])
+        values = drawn(params, stream, len(clean))
+        noisy = np.empty(clean.shape, np.float32)
+        for i, piece in enumerate(clean):
+            own = {**values, **{name: float(values[name][i]) for name, _ in ranged}}
+            noisy[i] = model.apply(piece, rng, own, data_range)
+        return noisy
 
     def add(clean, chunk_seed, *numbers):
         noisy = tf.numpy_function(apply, [clean, *numbers], tf.float32, stateful=False)

@@ -4,6 +4,7 @@ Each version carries a model card (Markdown, shown by the MLflow UI as its descr
 written from what the run logged, and tags for searching the registry.
 """
 
+from daeflow.config import described_noise
 from daeflow.data.prepare import CLEAN_TARGETS, CLEAN_USE
 from daeflow.data.ranges import RANGE_PARAM
 from daeflow.errors import UsageError
@@ -49,6 +50,7 @@ def model_card(run, baselines: list[dict], name: str, uri: str) -> str:
         f"{params.get('plugin.version', '')}" + (f" ({hyper})" if hyper else ""),
         f"objective: {described_run(params)}; clean images used: "
         f"{params.get(CLEAN_USE, CLEAN_TARGETS)}",
+        *([f"noise: {noise}"] if (noise := described_noise(params)) else []),
         f"data: {params.get('data.shape', '?')} {params.get('data.dtype', '?')}, data range "
         f"{params.get(RANGE_PARAM, '?')}, SHA-256 `{tags.get(TAG_TRAIN_DIGEST, '?')}`",
         f"split: train {params.get('split.train', '?')}, validation "

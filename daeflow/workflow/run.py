@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from daeflow import __version__
-from daeflow.config import RunConfig
+from daeflow.config import RunConfig, described_noise
 from daeflow.data.digest import sha256_digest
 from daeflow.data.prepare import CLEAN_USE, PreparedData, prepare_data
 from daeflow.data.ranges import RANGE_RULE
@@ -524,6 +524,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
         ("architecture", f"{arch.name} ({plugin.distribution} {plugin.version})"),
         ("hyperparameters", " ".join(f"{k}={v}" for k, v in config.arch_params.items())),
         ("objective", objective_line(prepared)),
+        *([("noise", noise)] if (noise := described_noise(config.params())) else []),
         ("clean images used", data.params[CLEAN_USE]),
         ("data", f"{data.pairs[0][3]}, {data.params['data.shape']} {data.params['data.dtype']}"),
         ("data range", f"{data.data_range:g} ({data.params[RANGE_RULE]})"),
