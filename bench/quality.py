@@ -54,6 +54,7 @@ def recipe_command(args, data: list[str], experiment: str, store: str) -> list[s
         "--patches-per-image",
         str(args.patches_per_image),
         "--augment",
+        "--pad",  # validation images whole, padded to the network's size multiple
         "--batch-size",
         str(args.batch_size),
         "--learning-rate",

@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "daeflow.architectures.conv_transpose",
     "daeflow.architectures.residual",
     "daeflow.architectures.residual_fast",
+    "daeflow.architectures.unet",
     "daeflow.data.noise",
     "daeflow.objectives.supervised",
     "daeflow.objectives.noise2noise",
