@@ -12,32 +12,44 @@ def widths(params) -> list[int]:
     return [params["width"] * 2**s for s in range(params["scales"])]
 
 
+def full_width(params) -> int:
+    """Filters of the full-size convs around the half-size scales (with `unshuffle`)."""
+    return max(8, params["width"] // 2)
+
+
 def receptive_radius(params) -> int:
     """How far, in input pixels, an output pixel can see (a safe upper bound)."""
     k, blocks, scales = params["kernel_size"], params["blocks"], params["scales"]
+    half = (k - 1) // 2
     stride = 2 if params["unshuffle"] else 1
-    radius = stride - 1 if params["unshuffle"] else (k - 1) // 2  # head
+    # head conv (and the 2x2 conv down); tail conv (and the transposed conv, the refine conv)
+    radius = (half + 1 + 1 + 2 * half) if params["unshuffle"] else 2 * half
     for s in range(scales):
         step = stride * 2**s
         convs = 2 * blocks * (2 if s < scales - 1 else 1)  # encoder and decoder blocks
-        radius += convs * step * (k - 1) // 2
+        radius += convs * step * half
         if s < scales - 1:
             radius += 2 * step  # the 2x2 strided conv down and the transposed conv up
-    return radius + (stride - 1 if params["unshuffle"] else (k - 1) // 2)  # tail
+    return radius
 
 
 def build(input_shape, params):
     """Head, then per scale `blocks` residual blocks and a 2x2 strided conv down; the
     bottom's blocks; per scale up a 2x2 transposed conv, plus the skip, then `blocks`
-    residual blocks; a tail conv to C channels = the noise; output = input - noise."""
+    residual blocks; a tail conv to C channels = the noise; output = input - noise.
+    With `unshuffle` the scales start at half size, between a full-size conv and a 2x2
+    strided conv in front and a transposed conv, the full-size features and a conv behind."""
     import keras
     from keras import layers
 
     k, blocks, bias = params["kernel_size"], params["blocks"], params["bias"]
     filters = widths(params)
 
-    def conv(x, width, name, size=k, **kwargs):
-        return layers.Conv2D(width, size, padding="same", use_bias=bias, name=name, **kwargs)(x)
+    def conv(x, width, name, **kwargs):
+        return layers.Conv2D(width, k, padding="same", use_bias=bias, name=name, **kwargs)(x)
+
+    def scale_conv(layer, x, width, name, **kwargs):
+        return layer(width, 2, strides=2, use_bias=bias, name=name, **kwargs)(x)
 
     def residual(x, width, name):
         for b in range(1, blocks + 1):
@@ -47,29 +59,26 @@ def build(input_shape, params):
         return x
 
     inputs = keras.Input(shape=input_shape, name="noisy")
-    if params["unshuffle"]:  # pixel unshuffle and a 1x1 conv, as one 2x2 stride-2 conv
-        x = layers.Conv2D(filters[0], 2, strides=2, use_bias=bias, name="head_unshuffle")(inputs)
+    if params["unshuffle"]:
+        full = conv(inputs, full_width(params), "head_conv", activation="relu")
+        x = scale_conv(layers.Conv2D, full, filters[0], "head_down", activation="relu")
     else:
         x = conv(inputs, filters[0], "head_conv")
     skips = []
     for s, width in enumerate(filters[:-1]):
         x = residual(x, width, f"down{s + 1}")
         skips.append(x)
-        x = layers.Conv2D(filters[s + 1], 2, strides=2, use_bias=bias, name=f"down{s + 1}_conv")(x)
+        x = scale_conv(layers.Conv2D, x, filters[s + 1], f"down{s + 1}_conv")
     x = residual(x, filters[-1], "bottom")
     for s in reversed(range(len(filters) - 1)):
-        x = layers.Conv2DTranspose(
-            filters[s], 2, strides=2, use_bias=bias, name=f"up{s + 1}_convt"
-        )(x)
+        x = scale_conv(layers.Conv2DTranspose, x, filters[s], f"up{s + 1}_convt")
         x = layers.Add(name=f"up{s + 1}_skip")([x, skips[s]])
         x = residual(x, filters[s], f"up{s + 1}")
-    channels = input_shape[-1]
-    if params["unshuffle"]:  # a 1x1 conv and a pixel shuffle, as one 2x2 transposed conv
-        noise = layers.Conv2DTranspose(channels, 2, strides=2, use_bias=bias, name="tail_shuffle")(
-            x
-        )
-    else:
-        noise = conv(x, channels, "tail_conv")
+    if params["unshuffle"]:
+        x = scale_conv(layers.Conv2DTranspose, x, full_width(params), "tail_up")
+        x = layers.Activation("relu", name="tail_relu")(layers.Add(name="tail_skip")([x, full]))
+        x = conv(x, full_width(params), "tail_refine", activation="relu")
+    noise = conv(x, input_shape[-1], "tail_conv")
     outputs = layers.Subtract(name="denoised")([inputs, noise])
     return keras.Model(inputs, outputs, name="unet")
 
@@ -89,7 +98,8 @@ ARCHITECTURE = Architecture(
             "unshuffle",
             "bool",
             True,
-            "FFDNet-style head: work at half resolution behind a 2x2 pixel unshuffle.",
+            "Scales at half size behind a 2x2 strided conv (as FFDNet's pixel unshuffle), "
+            "one full-size conv before them and two after.",
         ),
         HyperParam("bias", "bool", True, "Convolutions with bias (false: bias-free, as DRUNet)."),
         HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
