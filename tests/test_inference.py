@@ -298,3 +298,20 @@ def test_a_saved_unet_carries_its_tile_margin_and_denoise_uses_it(pair_files, tm
     pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     served = pyfunc.predict(noisy, params={"tile": 64, "data_range": 1.0})
     assert np.abs(served - untiled).max() < 1e-4  # the pyfunc's default margin: the model's
+
+
+def test_large_images_are_scored_by_tiles_with_the_models_margin(fresh_model, monkeypatch):
+    """unet's scores by tiles equal its whole-image scores with its margin, not with 32."""
+    from daeflow.plugin.registry import get_architecture
+
+    spec = get_architecture("unet").spec
+    model = fresh_model("unet")
+    clean, noisy = smooth_pair(160, 208)
+    source = PairSource(ImageArray(clean[None], "clean"), ImageArray(noisy[None], "noisy"), 1.0)
+    whole = evaluation.evaluate(model, source, [0], 1, 16)
+    monkeypatch.setattr(evaluation, "LARGE", 100)
+    monkeypatch.setattr(evaluation, "TILE", 48)
+    tiled = evaluation.evaluate(model, source, [0], 1, 16, margin=spec.tile_margin(spec.defaults))
+    narrow = evaluation.evaluate(model, source, [0], 1, 16)  # the old fixed margin, 32
+    np.testing.assert_allclose(tiled.mse, whole.mse, rtol=1e-4)
+    assert abs(narrow.mse[0] - whole.mse[0]) > 3e-4 * whole.mse[0]  # 7e-4 here
