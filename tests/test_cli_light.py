@@ -57,6 +57,7 @@ def test_archs_json_lists_the_builtins_with_their_plugin():
         "conv_transpose",
         "residual",
         "residual_fast",
+        "unet",
     }
     assert rows["conv_baseline"]["distribution"] == "daeflow"
     assert rows["conv_baseline"]["plugin"] == "daeflow.architectures.conv_baseline"

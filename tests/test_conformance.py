@@ -10,19 +10,66 @@ from daeflow.cli import app
 from daeflow.plugin.manager import get_plugins
 from daeflow.testing import ConformanceError, check_architecture
 
-BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast")
+BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast", "unet")
+# Smaller than the defaults where these take long to trace (unet's: 13 s, these 5 s).
+PARAMS = {"unet": {"width": 8, "blocks": 1}}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtins_conform(name):
     """In this process, under each precision; the new-process reload is tested once below."""
-    report = check_architecture(name, new_process=False)
+    report = check_architecture(name, PARAMS.get(name), new_process=False)
     assert report.plugin.endswith("(daeflow)")
-    for check in ("training lowers the loss", "save/load round trip", "pyfunc reload"):
+    checks = ("training lowers the loss", "save/load round trip", "pyfunc reload", "= untiled")
+    for check in checks:
         assert any(check in passed for passed in report.passed), check
     for policy in ("mixed_bfloat16", "mixed_float16"):
         assert any(f"{policy}: float32 output" in passed for passed in report.passed)
+
+
+def test_every_builtin_declares_its_receptive_radius():
+    from daeflow.plugin.registry import get_architecture
+
+    for name in BUILTINS:
+        spec = get_architecture(name).spec
+        assert spec.radius(spec.defaults) >= 1, name
+    assert get_architecture("unet").spec.radius(get_architecture("unet").spec.defaults) == 94
+
+
+def _unet_seeing_less(radius):
+    """unet as it is, declaring a receptive radius it does not keep."""
+    from daeflow.architectures import unet
+
+    return Architecture(
+        "wrong_arch",
+        "Wrong on purpose.",
+        unet.build,
+        unet.ARCHITECTURE.hyperparams,
+        size_multiple=unet.ARCHITECTURE.size_multiple,
+        output_range="any",
+        receptive_radius=lambda params: radius,
+    )
+
+
+def test_a_too_small_receptive_radius_fails_the_tiling_check():
+    small = {"width": 4, "blocks": 1, "scales": 2}  # sees up to 22 pixels away, declares 0
+    register_wrong("register_architectures", _unet_seeing_less(0), "wrong-plugin")
+    with pytest.raises(ConformanceError, match="declared receptive radius 0 is too small"):
+        check_architecture("wrong_arch", small, policies=(), new_process=False)
+    result = CliRunner().invoke(
+        app, ["check-arch", "wrong_arch", "--set", "width=4,blocks=1,scales=2"]
+    )
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "declared receptive radius 0 is too small" in lines[0]
+    assert "wrong-plugin" in lines[0]
+
+
+def test_a_receptive_radius_that_is_not_an_int_fails():
+    register_wrong("register_architectures", _unet_seeing_less(2.5), "wrong-plugin")
+    with pytest.raises(ConformanceError, match=r"receptive_radius must return an int >= 0"):
+        check_architecture("wrong_arch", {"width": 4, "scales": 1}, policies=())
 
 
 @pytest.mark.slow
@@ -131,9 +178,9 @@ def test_check_arch_cli_reports_each_check_for_each_set():
     assert result.exit_code == 0, result.output
     assert "meets the daeflow architecture contract" in result.stdout
     checks = [line for line in result.stdout.splitlines() if line.startswith("  ok  ")]
-    # Per set: 4 checks for each of 2 shapes, training once, one per mixed precision, one
-    # fresh-process reload.
-    assert len(checks) == 2 * (2 * 4 + 1 + 2 + 1)
+    # Per set: 4 checks for each of 2 shapes, tiling and training once, one per mixed
+    # precision, one fresh-process reload.
+    assert len(checks) == 2 * (2 * 4 + 2 + 2 + 1)
     assert sum("mixed_float16: float32 output" in c for c in checks) == 2
     assert sum("MLflow pyfunc reload in a new process" in c for c in checks) == 2
     assert sum(c.startswith("  ok  depth=4 width=4: no Lambda layer") for c in checks) == 2

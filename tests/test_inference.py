@@ -242,3 +242,76 @@ def test_synthetic_noise_windows_cut_the_fixed_noisy_image():
     noisy, window_clean = source.windows(2, 5, 7, 10, 12)
     np.testing.assert_array_equal(noisy[0], whole_noisy[0, 5:15, 7:19])
     np.testing.assert_array_equal(window_clean[0], clean[2, 5:15, 7:19])
+
+
+def test_unet_tiles_equal_its_untiled_output_with_its_own_margin(fresh_model):
+    """unet sees 94 pixels away: tiles with the margin derived from that are seamless;
+    with a margin of 8 they are not (so this test can fail)."""
+    from daeflow.plugin.registry import get_architecture
+    from daeflow.runtime.tiles import margin_for
+
+    spec = get_architecture("unet").spec
+    margin = spec.tile_margin(spec.defaults)
+    assert margin == margin_for(94) == 94
+    model = fresh_model("unet")
+    _, noisy = smooth_pair(200, 236)
+    untiled = predict(model, noisy[None], 16)[0]
+    tiled = denoise_image(model, noisy, tile=64, margin=margin, multiple=16)
+    assert np.abs(tiled - untiled).max() < 1e-4 * max(1.0, np.abs(untiled).max())
+    narrow = denoise_image(model, noisy, tile=64, margin=8, multiple=16)
+    assert np.abs(narrow - untiled).max() > 1e-3
+
+
+def test_a_saved_unet_carries_its_tile_margin_and_denoise_uses_it(pair_files, tmp_path):
+    """The model a run saves stores the radius and the margin derived from it; the loaded
+    Denoiser and `daeflow denoise` without --margin use that margin."""
+    from daeflow.config import DataOptions, RunConfig
+    from daeflow.track.flavor import save_local
+    from daeflow.workflow.run import model_metadata, prepare
+
+    clean_path, noisy_path = pair_files(n=6, size=32)
+    config = RunConfig(
+        "unet",
+        {"width": 4, "blocks": 1, "scales": 3},
+        DataOptions(clean=str(clean_path), noisy=str(noisy_path)),
+    )
+    prepared = prepare(config, write=lambda line: None)
+    metadata = model_metadata(prepared)
+    radius = prepared.provided.spec.receptive_radius(config.arch_params)
+    assert metadata["receptive_radius"] == radius == 54
+    save_local(prepared.model, tmp_path / "model", metadata, "daeflow")
+    denoiser = load_denoiser(str(tmp_path / "model"))
+    assert denoiser.margin == 54 and denoiser.size_multiple == 16
+
+    _, noisy = smooth_pair(200, 236)
+    np.save(tmp_path / "in.npy", noisy)
+    untiled = np.clip(predict(denoiser.model, noisy[None], 16)[0], 0, 1)
+    for margin, seamless in ((None, True), (32, False)):
+        args = ["denoise", str(tmp_path / "in.npy"), "-o", str(tmp_path / "out.npy")]
+        args += ["--model", str(tmp_path / "model"), "--tile", "64", "--data-range", "1"]
+        result = runner.invoke(app, args + ([] if margin is None else ["--margin", str(margin)]))
+        assert result.exit_code == 0, result.output
+        gap = np.abs(np.load(tmp_path / "out.npy") - untiled).max()
+        assert (gap < 1e-4) == seamless, (margin, gap)
+    import mlflow
+
+    pyfunc = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    served = pyfunc.predict(noisy, params={"tile": 64, "data_range": 1.0})
+    assert np.abs(served - untiled).max() < 1e-4  # the pyfunc's default margin: the model's
+
+
+def test_large_images_are_scored_by_tiles_with_the_models_margin(fresh_model, monkeypatch):
+    """unet's scores by tiles equal its whole-image scores with its margin, not with 32."""
+    from daeflow.plugin.registry import get_architecture
+
+    spec = get_architecture("unet").spec
+    model = fresh_model("unet")
+    clean, noisy = smooth_pair(160, 208)
+    source = PairSource(ImageArray(clean[None], "clean"), ImageArray(noisy[None], "noisy"), 1.0)
+    whole = evaluation.evaluate(model, source, [0], 1, 16)
+    monkeypatch.setattr(evaluation, "LARGE", 100)
+    monkeypatch.setattr(evaluation, "TILE", 48)
+    tiled = evaluation.evaluate(model, source, [0], 1, 16, margin=spec.tile_margin(spec.defaults))
+    narrow = evaluation.evaluate(model, source, [0], 1, 16)  # the old fixed margin, 32
+    np.testing.assert_allclose(tiled.mse, whole.mse, rtol=1e-4)
+    assert abs(narrow.mse[0] - whole.mse[0]) > 3e-4 * whole.mse[0]  # 7e-4 here

@@ -12,7 +12,7 @@ from daeflow.plugin.manager import get_plugins, reset_plugins
 from daeflow.plugin.registry import all_architectures, all_noise_models, get_architecture
 
 HOOK = "from daeflow import hookimpl\n@hookimpl\ndef {signature}:\n    return []\n"
-BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast")
+BUILTINS = ("conv_baseline", "conv_deep", "conv_transpose", "residual", "residual_fast", "unet")
 
 GOOD = """
 from daeflow import Architecture, hookimpl

@@ -175,6 +175,22 @@ def test_example_models_load_and_denoise(installed_plugins, folder, tmp_path):
 
 
 @pytest.mark.parametrize("folder", EXAMPLE_MODELS, ids=lambda p: p.parent.name)
+def test_models_saved_without_a_tile_margin_tile_with_the_old_fixed_one(installed_plugins, folder):
+    from daeflow.infer.loading import load_denoiser
+    from daeflow.runtime.tiles import MARGIN
+
+    assert "tile_margin" not in yaml.safe_load((folder / "MLmodel").read_text())["metadata"]
+    assert load_denoiser(str(folder)).margin == MARGIN == 32
+
+
+@pytest.mark.parametrize("margin", [-1, 2.5, "32", True])
+def test_a_tile_margin_that_is_not_an_int_is_refused(tmp_path, margin):
+    folder = daeflow_model_folder(tmp_path / "model")
+    edit_mlmodel(folder, lambda conf: conf["metadata"].update(tile_margin=margin))
+    refused(denoise(folder, tmp_path), f"its tile_margin {margin!r} is not an int >= 0")
+
+
+@pytest.mark.parametrize("folder", EXAMPLE_MODELS, ids=lambda p: p.parent.name)
 def test_example_models_keep_their_pyfunc_contract(installed_plugins, folder):
     """Models logged before daeflow 0.2 take float32 (N, H, W, C) on [0, 1] through the
     pyfunc, as they always did (now by tiles, clipped to [0, 1] as `daeflow denoise` is)."""

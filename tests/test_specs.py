@@ -57,6 +57,7 @@ def test_hyperparam_accepts_a_none_default_as_off():
             "'x' is declared twice",
         ),
         ({"build": "not callable"}, "build must be callable"),
+        ({"receptive_radius": 40}, "receptive_radius must be callable or None. Received: "),
     ],
 )
 def test_architecture_refuses_invalid_declarations(kwargs, message):
@@ -128,3 +129,12 @@ def test_training_options_convert_strings_once():
 
 def test_an_optional_time_budget_takes_none():
     assert TrainOptions.from_strings({"time_budget": "none"}, seed=0).time_budget is None
+
+
+def test_the_tile_margin_is_the_declared_radius_and_never_below_the_old_fixed_one():
+    from daeflow.runtime.tiles import MARGIN, margin_for
+
+    assert Architecture("arch", "d", build).tile_margin({}) == MARGIN == margin_for(None)
+    seeing = Architecture("arch", "d", build, receptive_radius=lambda params: params["r"])
+    assert [seeing.tile_margin({"r": r}) for r in (0, 32, 33, 94)] == [32, 32, 33, 94]
+    assert seeing.radius({"r": 7}) == 7 and margin_for(40.5) == 41

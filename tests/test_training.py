@@ -106,6 +106,12 @@ def test_run_logs_everything_and_model_reloads(arch, tracking_uri, pair_files, t
     x = np.load(noisy)[:3].astype(np.float32) / 255
     np.save(tmp_path / "x.npy", x)
     local = mlflow.keras.load_model(model_uri)
+    from daeflow.infer.loading import load_denoiser
+
+    metadata = mlflow.models.get_model_info(model_uri).metadata
+    radius = {"conv_baseline": 13, "conv_transpose": 17}[arch]  # at the default kernel size
+    assert metadata["receptive_radius"] == radius and metadata["tile_margin"] == 32
+    assert load_denoiser(model_uri).margin == 32
     if arch == "conv_baseline":
         out = subprocess.run(
             [sys.executable, "-c", RELOAD, model_uri, str(tmp_path / "x.npy")],

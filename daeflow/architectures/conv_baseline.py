@@ -14,6 +14,19 @@ def encoder(inputs, f: int, k: int):
     return layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
 
 
+def pooled(inner: int, before: int, after: int) -> int:
+    """The radius, in pixels of one level, of `before` pixels of convs, a 2x2 pool (or a 2x2
+    strided conv), what sees `inner` pixels at the coarser level, a 2x upsampling and `after`
+    pixels of convs: the coarse pixels reach 2 * inner + 1 fine ones either way."""
+    return before + 2 * inner + 1 + after
+
+
+def receptive_radius(params) -> int:
+    """Two pooling levels around the bottleneck, one conv before and after each."""
+    r = (params["kernel_size"] - 1) // 2
+    return pooled(pooled(r, r, r), r, r)
+
+
 def build(input_shape, params):
     """Conv 32 > pool > conv 16 > pool > conv 8 > up > conv 16 > up > conv C (sigmoid)."""
     import keras
@@ -44,6 +57,7 @@ ARCHITECTURE = Architecture(
     build=build,
     hyperparams=HYPERPARAMS,
     size_multiple=4,
+    receptive_radius=receptive_radius,
 )
 
 

@@ -11,6 +11,18 @@ def _conv_block(x, filters, kernel_size, name):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+def receptive_radius(params) -> int:
+    """The bottleneck conv, wrapped per level in a conv, a pool, an upsampling and a conv;
+    then the output conv."""
+    from daeflow.architectures.conv_baseline import pooled
+
+    r = (params["kernel_size"] - 1) // 2
+    radius = r
+    for _ in range(params["depth"]):
+        radius = pooled(radius, r, r)
+    return radius + r
+
+
 def build(input_shape, params):
     """`depth` encoder blocks (conv-BN-relu, pool), a bottleneck, `depth` decoder blocks."""
     import keras
@@ -46,6 +58,7 @@ ARCHITECTURE = Architecture(
         HyperParam("kernel_size", "int", 3, "Square kernel size of every conv.", choices=(3, 5)),
     ),
     size_multiple=8,
+    receptive_radius=receptive_radius,
 )
 
 

@@ -4,6 +4,15 @@ from daeflow import Architecture, hookimpl
 from daeflow.architectures.conv_baseline import HYPERPARAMS, encoder
 
 
+def receptive_radius(params) -> int:
+    """As conv_baseline's, but a k x k stride-2 transposed conv reaches k fine pixels where
+    an upsampling reaches one: each level adds 2 * inner + k."""
+    k = params["kernel_size"]
+    r = (k - 1) // 2
+    level2 = r + 2 * r + k  # enc2 conv, the bottleneck, dec1_convt
+    return r + 2 * level2 + k + r  # enc1 conv, level 2, dec2_convt, output conv
+
+
 def build(input_shape, params):
     """Conv 32 > pool > conv 16 > pool > conv 8 > convT 16 (stride 2) > convT 32 > conv C."""
     import keras
@@ -32,6 +41,7 @@ ARCHITECTURE = Architecture(
     build=build,
     hyperparams=HYPERPARAMS,
     size_multiple=4,
+    receptive_radius=receptive_radius,
 )
 
 

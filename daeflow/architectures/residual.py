@@ -8,6 +8,12 @@ def dilations(depth: int, widest: int) -> list[int]:
     return [max(1, min(i + 1, depth - i, widest)) for i in range(depth)]
 
 
+def receptive_radius(params) -> int:
+    """Each conv reaches (k - 1) / 2 times its dilation."""
+    rates = dilations(params["depth"], params["dilation"])
+    return (params["kernel_size"] - 1) // 2 * sum(rates)
+
+
 def build(input_shape, params):
     """Conv-relu, (depth - 2) x conv(-BN)-relu, conv to C channels = noise; out = input - noise."""
     import keras
@@ -54,6 +60,7 @@ ARCHITECTURE = Architecture(
     ),
     size_multiple=1,
     output_range="any",
+    receptive_radius=receptive_radius,
 )
 
 

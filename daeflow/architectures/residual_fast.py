@@ -3,6 +3,13 @@
 from daeflow import Architecture, HyperParam, hookimpl
 
 
+def receptive_radius(params) -> int:
+    """Three full-size convs, and `depth` half-size ones between a 2x2 strided conv and a
+    2x2 transposed conv (which together reach one full-size pixel more)."""
+    r = (params["kernel_size"] - 1) // 2
+    return 3 * r + 2 * params["depth"] * r + 1
+
+
 def build(input_shape, params):
     """Conv at full size, 2x2 strided conv down, `depth` convs at half size with twice the
     filters (in residual blocks of two if asked), transposed conv up plus the full-size
@@ -51,6 +58,7 @@ ARCHITECTURE = Architecture(
     ),
     size_multiple=2,
     output_range="any",
+    receptive_radius=receptive_radius,
 )
 
 

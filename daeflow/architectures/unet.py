@@ -107,6 +107,7 @@ ARCHITECTURE = Architecture(
     # 2 for the unshuffle times 2 per scale below the finest: the largest any params need.
     size_multiple=2**MAX_SCALES,
     output_range="any",
+    receptive_radius=receptive_radius,
 )
 
 

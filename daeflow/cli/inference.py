@@ -58,8 +58,13 @@ def denoise(
     data_range: DataRange = None,
     tile: Annotated[int, typer.Option(min=16, help="Tile core size in pixels.")] = TILE,
     margin: Annotated[
-        int, typer.Option(min=0, help="Context around each tile, wider than the receptive field.")
-    ] = MARGIN,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Context around each tile, wider than the receptive field (default: the "
+            f"model's, stored with it; {MARGIN} for models saved without one).",
+        ),
+    ] = None,
     self_ensemble: SelfEnsemble = False,
     recorrupted_average: Recorrupted = 0,
     precision: Precision = "float32",

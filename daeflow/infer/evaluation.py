@@ -22,11 +22,20 @@ BATCH_PIXELS = 4 * 1024 * 1024  # at most this many pixels per evaluation batch
 HALO = metrics.SSIM_WINDOW // 2
 
 
-def evaluate(model, source, indices, batch_size: int, multiple: int = 1, with_noisy=False):
-    """Scores of the model's output (and, with_noisy, of the noisy input) on `indices`."""
+def evaluate(
+    model,
+    source,
+    indices,
+    batch_size: int,
+    multiple: int = 1,
+    with_noisy=False,
+    margin: int = MARGIN,
+):
+    """Scores of the model's output (and, with_noisy, of the noisy input) on `indices`;
+    large images by tiles with the model's `margin` of context (at least SSIM's halo)."""
     height, width = source.image_shape[:2]
     if height * width > LARGE and min(height, width) >= metrics.SSIM_WINDOW:
-        parts = [_score_tiled(model, source, int(i), multiple) for i in indices]
+        parts = [_score_tiled(model, source, int(i), multiple, margin) for i in indices]
     else:
         size = max(1, min(batch_size, BATCH_PIXELS // (height * width)))
         parts = [
@@ -37,12 +46,12 @@ def evaluate(model, source, indices, batch_size: int, multiple: int = 1, with_no
     return (denoised, concat([p[1] for p in parts])) if with_noisy else denoised
 
 
-def _score_tiled(model, source, index: int, multiple: int) -> tuple[Scores, Scores]:
+def _score_tiled(model, source, index: int, multiple: int, margin: int) -> tuple[Scores, Scores]:
     height, width, channels = source.image_shape
     squares = {"denoised": 0.0, "noisy": 0.0}
     ssim_sums = {"denoised": 0.0, "noisy": 0.0}
     ssim_count = 0
-    for t in tiles(height, width, TILE, max(MARGIN, HALO), multiple):
+    for t in tiles(height, width, TILE, max(margin, HALO), multiple):
         noisy, clean = source.windows(index, t.y0, t.x0, t.y1 - t.y0, t.x1 - t.x0)
         estimates = {
             "denoised": np.clip(predict(model, noisy, multiple)[0], 0, 1),

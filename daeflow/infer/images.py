@@ -15,7 +15,7 @@ from daeflow.data.ranges import choose_range
 from daeflow.data.shapes import as_batch
 from daeflow.errors import DataError
 from daeflow.infer.tiling import denoise_array
-from daeflow.runtime.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import TILE
 
 DTYPES = ("uint8", "uint16", "float32", "float64")
 
@@ -102,7 +102,7 @@ def denoise_images(
     images: np.ndarray | ImageArray,
     data_range: float | None = None,
     tile: int = TILE,
-    margin: int = MARGIN,
+    margin: int | None = None,
     out: np.ndarray | None = None,
     write=None,
 ) -> Denoised:
@@ -110,9 +110,9 @@ def denoise_images(
 
     The data range is the one given, else the one `ranges.choose_range` picks from the
     model's stored range and dtype and the input's own (a uint8 model on 12-bit input in
-    uint16: 4095). The output is clipped to that range and to the dtype's limits. `out`
-    (e.g. a memory-mapped .npy file) receives the result; `write`, if given, is told the
-    data range before the work starts.
+    uint16: 4095). The output is clipped to that range and to the dtype's limits. `margin`
+    None: the model's own. `out` (e.g. a memory-mapped .npy file) receives the result;
+    `write`, if given, is told the data range before the work starts.
     """
     source = images if isinstance(images, ImageArray) else ImageArray(images, "input")
     array = source.array

@@ -11,6 +11,7 @@ import numpy as np
 
 from daeflow.errors import ModelLoadError
 from daeflow.runtime.backend import load_keras_file
+from daeflow.runtime.tiles import MARGIN
 
 PROBE_MULTIPLES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -29,6 +30,7 @@ class Denoiser:
     channels: int = 0  # what the model takes; 0: read from the model
     pyfunc_scale: str = "unit"  # its pyfunc takes images on their own scale ("own"), or [0, 1]
     trained_with: dict | None = None  # objective, its params, noise model (models since r2r)
+    margin: int = MARGIN  # context tiles need: wider than the receptive field (metadata)
 
     def __post_init__(self):
         if not self.channels:
@@ -61,6 +63,7 @@ def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
     from daeflow.track.flavor import OWN_SCALE
 
     multiple = metadata.get("size_multiple")
+    margin = metadata.get("tile_margin")
     return Denoiser(
         model,
         metadata.get("data_range"),
@@ -70,6 +73,7 @@ def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
         data_dtype=metadata.get("data_dtype"),
         pyfunc_scale="own" if metadata.get("pyfunc_input") == OWN_SCALE else "unit",
         trained_with=metadata.get("trained_with"),
+        margin=MARGIN if margin is None else int(margin),  # older models: the old fixed one
     )
 
 

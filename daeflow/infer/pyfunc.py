@@ -23,7 +23,7 @@ import numpy as np
 from daeflow.data.arrays import read_npy_header, readable_bytes
 from daeflow.errors import DaeflowError
 from daeflow.infer.images import as_dtype, denoise_images
-from daeflow.runtime.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import TILE
 
 
 class ImagePyfunc:
@@ -52,7 +52,7 @@ class ImagePyfunc:
                 images,
                 data_range,
                 _positive(params, "tile", TILE),
-                _positive(params, "margin", MARGIN, 0),
+                _positive(params, "margin", self.denoiser.margin, 0),
             )
             if done.model_differs:  # the caller gets images; the server's log, why their scale
                 logging.getLogger(__name__).warning(done.note)

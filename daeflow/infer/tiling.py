@@ -128,13 +128,15 @@ def denoise_array(
     array: np.ndarray,
     data_range: float,
     tile: int = TILE,
-    margin: int = MARGIN,
+    margin: int | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Denoise (H, W), (H, W, C) or (N, H, W, C) data on its own scale; same shape and dtype.
 
-    `out` (e.g. a memory-mapped .npy file) receives the result; by default a new array.
+    `margin` None: the denoiser's own. `out` (e.g. a memory-mapped .npy file) receives the
+    result; by default a new array.
     """
+    margin = denoiser.margin if margin is None else margin
     batch = as_batch(array)
     result = np.empty(array.shape, dtype=array.dtype) if out is None else out
     target = as_batch(result)

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from daeflow.runtime.tiles import margin_for
+
 PARAM_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 OUTPUT_RANGES = ("unit", "any")
 
@@ -163,6 +165,8 @@ class Architecture:
     uncompiled `keras.Model` whose output shape equals its input shape.
     `size_multiple` is what input height and width must be a multiple of.
     `output_range` is "unit" when outputs lie in [0, 1] (sigmoid) or "any".
+    `receptive_radius(params)`, optional, says how far, in input pixels, an output pixel
+    can see with these params (an upper bound); tiles get at least this much context.
     """
 
     name: str
@@ -172,12 +176,14 @@ class Architecture:
     size_multiple: int = 1
     output_range: str = "unit"
     channels: tuple[int, ...] | None = None
+    receptive_radius: Callable[[dict], int] | None = None
 
     def __post_init__(self):
         _check_name("Architecture", self.name)
         owner = f"Architecture {self.name!r}"
         if not callable(self.build):
             raise ValueError(f"{owner}: build must be callable. Received: build={self.build!r}")
+        _check_optional_callable(owner, "receptive_radius", self.receptive_radius)
         object.__setattr__(self, "hyperparams", _check_params(owner, self.hyperparams))
         multiple = self.size_multiple
         if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
@@ -206,6 +212,14 @@ class Architecture:
     def defaults(self) -> dict[str, Any]:
         """The declared hyperparameters with their defaults."""
         return {p.name: p.default for p in self.hyperparams}
+
+    def radius(self, params: dict) -> int | None:
+        """`receptive_radius` with these (resolved) params; None when it is not declared."""
+        return None if self.receptive_radius is None else self.receptive_radius(params)
+
+    def tile_margin(self, params: dict) -> int:
+        """The context tiles need with these (resolved) params: `margin_for` the radius."""
+        return margin_for(self.radius(params))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from daeflow.errors import ModelLoadError
 from daeflow.runtime.backend import load_keras_file, walk_layers
-from daeflow.runtime.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import TILE, margin_for
 from daeflow.track.model_check import (  # noqa: F401  (not_plugin_modules: for run.py)
     FLAVOR_MODULE,
     ModelFolder,
@@ -40,7 +40,7 @@ PYFUNC_PARAMS = (  # name, MLflow type, default
     ("dtype", "string", ""),  # uint8, uint16, float32 or float64: the input's dtype (for JSON)
     ("data_range", "double", None),  # full scale (default: the model's, else the dtype's)
     ("tile", "long", TILE),  # tile core size in pixels
-    ("margin", "long", MARGIN),  # context around each tile, wider than the receptive field
+    ("margin", "long", None),  # context around each tile (default: the model's tile_margin)
     ("encoding", "string", ""),  # npy_base64: input and output as base64 .npy, not lists
     ("max_bytes", "long", MAX_REQUEST_BYTES),  # the most the input may decode to
 )
@@ -174,7 +174,7 @@ def _model_kwargs(model, metadata: dict, plugin_distribution: str) -> dict:
             "plugin_distribution": plugin_distribution,
             "pyfunc_input": OWN_SCALE,
             "channels": int(model.input_shape[-1]),
-            "tile_margin": MARGIN,
+            "tile_margin": margin_for(metadata.get("receptive_radius")),
         },
     }
 

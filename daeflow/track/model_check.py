@@ -248,7 +248,7 @@ def _has_lambda(config) -> bool:
 
 
 def _check_numbers(metadata: dict, refuse: str) -> None:
-    """The data range and size multiple a model declares must be usable numbers."""
+    """The data range, size multiple and tile margin a model declares must be usable numbers."""
     data_range = metadata.get("data_range")
     if data_range is not None and not (
         isinstance(data_range, int | float)
@@ -262,6 +262,11 @@ def _check_numbers(metadata: dict, refuse: str) -> None:
         isinstance(multiple, int) and not isinstance(multiple, bool) and 1 <= multiple <= 4096
     ):
         raise ModelLoadError(f"{refuse} its size_multiple {multiple!r} is not an int >= 1.")
+    margin = metadata.get("tile_margin")
+    if margin is not None and not (
+        isinstance(margin, int) and not isinstance(margin, bool) and 0 <= margin <= 65536
+    ):
+        raise ModelLoadError(f"{refuse} its tile_margin {margin!r} is not an int >= 0.")
 
 
 def not_plugin_modules(modules: list[str]) -> list[str]:

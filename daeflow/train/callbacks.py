@@ -14,6 +14,7 @@ from daeflow.errors import TrainingError
 from daeflow.infer.evaluation import evaluate
 from daeflow.runtime.backend import load_keras
 from daeflow.runtime.signals import raise_requested_stop
+from daeflow.runtime.tiles import MARGIN
 from daeflow.train import objectives
 
 keras = load_keras()
@@ -85,11 +86,20 @@ class Validator(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, source, indices, batch_size, multiple=1, objective=None, params=None, seed=0
+        self,
+        source,
+        indices,
+        batch_size,
+        multiple=1,
+        objective=None,
+        params=None,
+        seed=0,
+        margin=MARGIN,
     ):
         super().__init__()
         self.source, self.indices, self.batch_size = source, indices, batch_size
         self.multiple, self.objective, self.seed = multiple, objective, seed
+        self.margin = margin  # the model's tile margin, for images validated by tiles
         self.objective_params = params or {}  # not `params`: Keras sets that of a callback
 
     def on_epoch_end(self, epoch, logs=None):
@@ -101,7 +111,10 @@ class Validator(keras.callbacks.Callback):
             )  # fmt: skip
             logs.update(val_loss=float(losses.mean()))
         if self.source.has_clean:
-            scores = evaluate(self.model, self.source, self.indices, self.batch_size, self.multiple)
+            scores = evaluate(
+                self.model, self.source, self.indices, self.batch_size, self.multiple,
+                margin=self.margin,
+            )  # fmt: skip
             means = scores.means("val_")
             logs.update(val_psnr=means["val_psnr"], val_ssim=means["val_ssim"])
             logs.setdefault("val_loss", means["val_mse"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daeflow.config import TrainOptions
+from daeflow.runtime.tiles import MARGIN
 from daeflow.train import objectives
 from daeflow.train.pipeline import numpy_noise_note, steps_per_epoch, training_dataset
 
@@ -48,7 +49,7 @@ class Checkpointing:
     on_written: object = None
 
 
-def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing):
+def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing, margin):
     from daeflow.train import callbacks as cb
 
     objective = objectives.chosen(options)
@@ -65,6 +66,7 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
             objective,
             options.objective_params,
             options.seed,
+            margin,
         ),  # fmt: skip
         cb.StopOnNaN(options.learning_rate),
     ]
@@ -113,6 +115,7 @@ def fit(
     state=None,
     checkpointing: Checkpointing | None = None,
     placement=None,
+    margin: int = MARGIN,
 ) -> TrainResult:
     """Train on the `train` subset, validate on `val` each epoch, keep the best weights.
 
@@ -121,7 +124,8 @@ def fit(
     `state` (a TrainingState) is what an earlier stretch of the run did: training goes on
     from its epoch with `model` already compiled; the caller keeps it, so that it still
     holds the best weights if training is stopped by a signal. `placement` (devices.Placement)
-    is where the model was built: it is compiled there too.
+    is where the model was built: it is compiled there too. `margin`: the tile margin of the
+    architecture with its params, for validating large images by tiles.
     """
     import keras
 
@@ -152,7 +156,9 @@ def fit(
     note = numpy_noise_note(train.source)
     if note and write:
         write(note)
-    chain = _callbacks(val, options, steps, multiple, write, extra_callbacks, state, checkpointing)
+    chain = _callbacks(
+        val, options, steps, multiple, write, extra_callbacks, state, checkpointing, margin
+    )
     state.stop_reason = "epochs"
     if state.epoch >= options.epoch_limit and state.best_weights is not None:
         model.set_weights(state.best_weights)  # nothing left to train: the best weights

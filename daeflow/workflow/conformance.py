@@ -3,9 +3,11 @@
 For each set of hyperparameters, it builds the architecture for several input shapes
 and channel counts and checks that the output keeps the input shape, that outputs
 suit the declared range, that no Lambda layer is used and that a `.keras` save/load round
-trip (safe mode) gives identical outputs; for the first shape, that a few training steps
-lower the loss and that the model built under each mixed-precision policy outputs float32
-and reloads from its float32 save; then that every set's model, saved as daeflow logs it,
+trip (safe mode) gives identical outputs; for the first shape, that an image of several
+tiles denoised tile by tile, with the declared receptive radius as margin, equals the
+untiled output (when the architecture declares one), that a few training steps lower the
+loss and that the model built under each mixed-precision policy outputs float32 and
+reloads from its float32 save; then that every set's model, saved as daeflow logs it,
 reloads through `mlflow.pyfunc.load_model` in one fresh Python process and predicts the same.
 
 For a training objective (`check_objective`), for each set of parameters and for grayscale
@@ -127,18 +129,56 @@ def _check_no_lambda(model, where):
             )
 
 
+def _metadata(provided, values: dict) -> dict:
+    """What a run stores with the model about its architecture."""
+    spec, radius = provided.spec, provided.spec.radius(values)
+    found = {"arch": spec.name, "size_multiple": spec.size_multiple}
+    return found if radius is None else {**found, "receptive_radius": radius}
+
+
+TILING_TOLERANCE = 1e-4  # float32, times the output's scale
+
+
+def _check_tiling(provided, model, values, channels, where) -> int | None:
+    """With the declared radius as margin, an image of 3 x 3 tiles, each window cut inside
+    the image, denoised tile by tile equals the untiled output. Returns the radius."""
+    from daeflow.infer.tiling import denoise_image, predict
+
+    arch = provided.spec
+    radius = arch.radius(values)
+    if radius is None:
+        return None
+    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
+        raise ConformanceError(
+            f"{where}: receptive_radius must return an int >= 0. Received: {radius!r}"
+        )
+    multiple = arch.size_multiple
+    core = (-(-radius // multiple) + 1) * multiple  # a multiple, wider than the margin
+    image = _batch((3 * core, 3 * core, channels))[0][0]
+    untiled = predict(model, image[None], multiple)[0]
+    tiled = denoise_image(model, image, core, radius, multiple)
+    gap = float(np.max(np.abs(tiled - untiled)))
+    if gap > TILING_TOLERANCE * max(1.0, float(np.max(np.abs(untiled)))):
+        raise ConformanceError(
+            f"{where}: the declared receptive radius {radius} is too small: tiles with it as "
+            f"margin differ from the untiled output by {gap:.3g}. Return an upper bound of how "
+            "far, in input pixels, an output pixel sees."
+        )
+    return radius
+
+
 def _check_pyfunc_reloads(jobs: list, provided, new_process: bool = True) -> None:
-    """Save each (model, noisy, where) as daeflow logs models, reload them all with
+    """Save each (model, noisy, where, values) as daeflow logs models, reload them all with
     mlflow.pyfunc (in one new process), compare the predictions (clipped to the data range
     by the pyfunc, as by `daeflow denoise`)."""
     from daeflow.track.flavor import load_pyfunc, save_local
 
-    metadata = {"arch": provided.spec.name, "size_multiple": provided.spec.size_multiple}
-    expected = [np.clip(model(noisy, training=False), 0, 1) for model, noisy, _ in jobs]
+    expected = [np.clip(job[0](job[1], training=False), 0, 1) for job in jobs]
     with tempfile.TemporaryDirectory() as tmp:
         arguments = []
-        for number, (model, noisy, _) in enumerate(jobs):
+        for number, (model, noisy, _, values) in enumerate(jobs):
             folder, inputs = Path(tmp) / f"model{number}", Path(tmp) / f"x{number}.npy"
+            metadata = _metadata(provided, values)
             save_local(model, folder, metadata, provided.plugin.distribution)
             np.save(inputs, noisy)
             arguments += [str(folder), str(inputs)]
@@ -155,7 +195,7 @@ def _check_pyfunc_reloads(jobs: list, provided, new_process: bool = True) -> Non
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
     printed = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    for number, (_, _, where) in enumerate(jobs):
+    for number, (_, _, where, _) in enumerate(jobs):
         if number >= len(printed):
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise ConformanceError(
@@ -193,7 +233,7 @@ def _check_policy(provided, values, shape, policy, where):
         raise ConformanceError(f"{where}: the output is {output.dtype}, not float32.")
     _check_range(provided.spec, output, where)
     with tempfile.TemporaryDirectory() as tmp:
-        metadata = {"arch": provided.spec.name, "size_multiple": provided.spec.size_multiple}
+        metadata = _metadata(provided, values)
         save_local(model, Path(tmp) / "model", metadata, provided.plugin.distribution)
         loaded, folder = load_model_folder(Path(tmp) / "model")
     if (
@@ -256,15 +296,19 @@ def check_architecture(
             if number != 0:
                 continue
             # Once per set (tracing a training step costs seconds): the first shape.
+            radius = _check_tiling(provided, model, values, shape[-1], where)
+            if radius is not None:
+                report.passed.append(f"{label}: tiles with margin {radius} = untiled {shape}")
             _check_training_lowers_loss(model, noisy, clean, where)
             report.passed.append(f"{label}: training lowers the loss {shape}")
             for policy in policies:
                 _check_policy(provided, values, shape, policy, where)
                 report.passed.append(f"{label}: {policy}: float32 output, saved in float32")
-            reloads.append((model, noisy, where, f"{label}: MLflow pyfunc reload {how} {shape}"))
+            passed = f"{label}: MLflow pyfunc reload {how} {shape}"
+            reloads.append((model, noisy, where, values, passed))
     # Last, the slowest check: every set's model in one new Python process (seconds).
-    _check_pyfunc_reloads([job[:3] for job in reloads], provided, new_process)
-    report.passed += [job[3] for job in reloads]
+    _check_pyfunc_reloads([job[:4] for job in reloads], provided, new_process)
+    report.passed += [job[4] for job in reloads]
     return report
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from daeflow.data.arrays import load_array
 from daeflow.errors import UsageError
 from daeflow.runtime.signals import sigterm_raises
-from daeflow.runtime.tiles import MARGIN, TILE
+from daeflow.runtime.tiles import TILE
 
 
 @dataclass
@@ -90,14 +90,15 @@ def denoise_file(
     model_uri: str,
     data_range: float | None = None,
     tile: int = TILE,
-    margin: int = MARGIN,
+    margin: int | None = None,
     self_ensemble: bool = False,
     tracking_uri: str | None = None,
     write=print,
     precision: str = "float32",
     recorrupted: int = 0,
 ) -> DenoiseOutcome:
-    """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range."""
+    """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range
+    (`margin` None: the model's own)."""
     from daeflow.infer.images import check_layout, denoise_images, images_shape
 
     output = Path(output)

@@ -47,7 +47,7 @@ def evaluate_model(
         write(targets)
     indices = np.arange(len(clean))
     test, noisy_scores = evaluate(
-        denoiser.model, source, indices, BATCH, denoiser.size_multiple, with_noisy=True
+        denoiser.model, source, indices, BATCH, denoiser.size_multiple, True, denoiser.margin
     )
     metrics = {**summary(test, noisy_scores), "n_images": len(clean)}
     outcome = {"metrics": metrics, "data_range": data_range}

@@ -32,7 +32,7 @@ class Exported:
 
 def export_metadata(denoiser, fmt: str) -> dict:
     """What a runtime needs to use the exported graph as daeflow does."""
-    from daeflow.runtime.tiles import MARGIN, TILE
+    from daeflow.runtime.tiles import TILE
 
     return {
         "format": fmt,
@@ -43,7 +43,7 @@ def export_metadata(denoiser, fmt: str) -> dict:
         "channels": denoiser.channels,
         "size_multiple": denoiser.size_multiple,
         "tile": TILE,
-        "tile_margin": MARGIN,
+        "tile_margin": denoiser.margin,
         "arch": denoiser.arch,
         "source": denoiser.uri,
     }

@@ -196,12 +196,14 @@ class Trained:
 def model_metadata(prepared: PreparedRun) -> dict:
     """What a logged model carries about its data and architecture."""
     arch, data = prepared.provided.spec, prepared.data
+    radius = arch.radius(prepared.config.arch_params)
     return {
         "data_range": data.data_range,
         "data_dtype": data.params["data.dtype"],
         "arch": arch.name,
         "size_multiple": arch.size_multiple,
         "output_range": arch.output_range,
+        **({} if radius is None else {"receptive_radius": radius}),  # sets its tile margin
         "trained_with": trained_with(prepared),
     }
 
@@ -333,7 +335,7 @@ def _train(prepared, write, checkpoint, state, digest, also, folder: RunFolder) 
     try:
         result = trainer.fit(
             model, data.train, data.val, config.train, tracked, write, multiple, state,
-            checkpointing, prepared.placement,
+            checkpointing, prepared.placement, arch.tile_margin(config.arch_params),
         )  # fmt: skip
     except (KeyboardInterrupt, Interrupted) as stop:
         runs.begin_shutdown(write)  # until tracked_run has marked the run KILLED
@@ -494,7 +496,7 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
     if data.test.source.has_clean:
         test, noisy = evaluate(
             result.model, data.test.source, data.test.indices, config.train.batch_size,
-            multiple, with_noisy=True,
+            multiple, with_noisy=True, margin=arch.tile_margin(config.arch_params),
         )  # fmt: skip
         percentiles, worst = write_test_report(
             results, result.model, data.test, test, noisy, multiple
