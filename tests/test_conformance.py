@@ -34,7 +34,7 @@ def test_every_builtin_declares_its_receptive_radius():
     for name in BUILTINS:
         spec = get_architecture(name).spec
         assert spec.radius(spec.defaults) >= 1, name
-    assert get_architecture("unet").spec.radius(get_architecture("unet").spec.defaults) == 94
+    assert get_architecture("unet").spec.radius(get_architecture("unet").spec.defaults) == 97
 
 
 def _unet_seeing_less(radius):

@@ -54,7 +54,9 @@ def build(input_shape, params):
     def residual(x, width, name):
         for b in range(1, blocks + 1):
             y = conv(x, width, f"{name}_block{b}_conv1", activation="relu")
-            y = conv(y, width, f"{name}_block{b}_conv2")
+            # zeros: each block starts as the identity (SkipInit), which trains a deep
+            # unnormalised stack of blocks faster
+            y = conv(y, width, f"{name}_block{b}_conv2", kernel_initializer="zeros")
             x = layers.Add(name=f"{name}_block{b}_add")([x, y])
         return x
 
