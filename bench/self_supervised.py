@@ -241,6 +241,12 @@ def main() -> int:
         metavar="K",
         help="also score r2r averaged over K re-noised inputs (R2R's test-time estimate; 0: no)",
     )
+    parser.add_argument(
+        "--objective-param",
+        action="append",
+        default=[],
+        help="daeflow --objective-param K=V for every objective trained (repeat)",
+    )
     parser.add_argument("--nlm", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--score-only",
@@ -268,6 +274,8 @@ def main() -> int:
     for name in args.objectives:
         data = [part.format(**files) for part in OBJECTIVES[name]] + list(NOISY)
         command = recipe_command(args, data, EXPERIMENT, store) + ["--run-name", name]
+        for pair in args.objective_param:
+            command += ["--objective-param", pair]
         commands[name] = shlex.join(command)
         if not args.score_only:
             print(f"\n== {name}\n$", shlex.join(command), flush=True)
