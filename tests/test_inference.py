@@ -16,6 +16,7 @@ from daeflow.infer import evaluation
 from daeflow.infer.loading import Denoiser, load_denoiser, size_multiple_of
 from daeflow.infer.tiling import denoise_array, denoise_image, predict, restore
 from daeflow.quality import metrics
+from daeflow.workflow.conformance import randomise_weights
 
 runner = CliRunner()
 
@@ -245,15 +246,15 @@ def test_synthetic_noise_windows_cut_the_fixed_noisy_image():
 
 
 def test_unet_tiles_equal_its_untiled_output_with_its_own_margin(fresh_model):
-    """unet sees 94 pixels away: tiles with the margin derived from that are seamless;
+    """unet sees 97 pixels away: tiles with the margin derived from that are seamless;
     with a margin of 8 they are not (so this test can fail)."""
     from daeflow.plugin.registry import get_architecture
     from daeflow.runtime.tiles import margin_for
 
     spec = get_architecture("unet").spec
     margin = spec.tile_margin(spec.defaults)
-    assert margin == margin_for(94) == 94
-    model = fresh_model("unet")
+    assert margin == margin_for(97) == 97
+    model = randomise_weights(fresh_model("unet"))  # its blocks start as the identity
     _, noisy = smooth_pair(200, 236)
     untiled = predict(model, noisy[None], 16)[0]
     tiled = denoise_image(model, noisy, tile=64, margin=margin, multiple=16)
@@ -278,10 +279,11 @@ def test_a_saved_unet_carries_its_tile_margin_and_denoise_uses_it(pair_files, tm
     prepared = prepare(config, write=lambda line: None)
     metadata = model_metadata(prepared)
     radius = prepared.provided.spec.receptive_radius(config.arch_params)
-    assert metadata["receptive_radius"] == radius == 54
+    assert metadata["receptive_radius"] == radius == 57
+    randomise_weights(prepared.model)  # its blocks start as the identity
     save_local(prepared.model, tmp_path / "model", metadata, "daeflow")
     denoiser = load_denoiser(str(tmp_path / "model"))
-    assert denoiser.margin == 54 and denoiser.size_multiple == 16
+    assert denoiser.margin == 57 and denoiser.size_multiple == 16
 
     _, noisy = smooth_pair(200, 236)
     np.save(tmp_path / "in.npy", noisy)
@@ -305,7 +307,7 @@ def test_large_images_are_scored_by_tiles_with_the_models_margin(fresh_model, mo
     from daeflow.plugin.registry import get_architecture
 
     spec = get_architecture("unet").spec
-    model = fresh_model("unet")
+    model = randomise_weights(fresh_model("unet"))  # its blocks start as the identity
     clean, noisy = smooth_pair(160, 208)
     source = PairSource(ImageArray(clean[None], "clean"), ImageArray(noisy[None], "noisy"), 1.0)
     whole = evaluation.evaluate(model, source, [0], 1, 16)
@@ -314,4 +316,4 @@ def test_large_images_are_scored_by_tiles_with_the_models_margin(fresh_model, mo
     tiled = evaluation.evaluate(model, source, [0], 1, 16, margin=spec.tile_margin(spec.defaults))
     narrow = evaluation.evaluate(model, source, [0], 1, 16)  # the old fixed margin, 32
     np.testing.assert_allclose(tiled.mse, whole.mse, rtol=1e-4)
-    assert abs(narrow.mse[0] - whole.mse[0]) > 3e-4 * whole.mse[0]  # 7e-4 here
+    assert abs(narrow.mse[0] - whole.mse[0]) > 1e-4 * whole.mse[0]  # 2.2e-4 here

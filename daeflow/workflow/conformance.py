@@ -139,9 +139,23 @@ def _metadata(provided, values: dict) -> dict:
 TILING_TOLERANCE = 1e-4  # float32, times the output's scale
 
 
+def randomise_weights(model, seed: int = 0):
+    """Draw every weight of `model` at random (kernels scaled by their fan-in, the rest
+    small), in place, and return it: every path then carries signal, which a freshly built
+    model whose blocks start as the identity (zero-initialised convs) does not."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for w in model.get_weights():
+        scale = 1 / np.sqrt(np.prod(w.shape[:-1])) if w.ndim > 1 else 0.1
+        weights.append(rng.normal(0, scale, w.shape).astype(w.dtype))
+    model.set_weights(weights)
+    return model
+
+
 def _check_tiling(provided, model, values, channels, where) -> int | None:
     """With the declared radius as margin, an image of 3 x 3 tiles, each window cut inside
-    the image, denoised tile by tile equals the untiled output. Returns the radius."""
+    the image, denoised tile by tile equals the untiled output, all weights drawn at random
+    (so that no path is silent). Returns the radius."""
     from daeflow.infer.tiling import denoise_image, predict
 
     arch = provided.spec
@@ -155,8 +169,11 @@ def _check_tiling(provided, model, values, channels, where) -> int | None:
     multiple = arch.size_multiple
     core = (-(-radius // multiple) + 1) * multiple  # a multiple, wider than the margin
     image = _batch((3 * core, 3 * core, channels))[0][0]
+    built = model.get_weights()
+    randomise_weights(model)
     untiled = predict(model, image[None], multiple)[0]
     tiled = denoise_image(model, image, core, radius, multiple)
+    model.set_weights(built)
     gap = float(np.max(np.abs(tiled - untiled)))
     if gap > TILING_TOLERANCE * max(1.0, float(np.max(np.abs(untiled)))):
         raise ConformanceError(
