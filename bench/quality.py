@@ -101,9 +101,7 @@ def recipe_command(args, data: list[str], experiment: str, store: str) -> list[s
     return command
 
 
-def set12_scores(
-    model, limit: int | None = None, sigma: float = SIGMA
-) -> tuple[list, float]:
+def set12_scores(model, limit: int | None = None, sigma: float = SIGMA) -> tuple[list, float]:
     """Per-image (name, noisy PSNR, PSNR, SSIM) on Set12 (its first `limit` images) at noise
     `sigma` (0-255 scale), and the seconds spent denoising."""
     from daeflow.quality.metrics import psnr, ssim
@@ -144,9 +142,7 @@ def print_table(rows) -> float:
 def steal_ticks() -> tuple[int, int]:
     """(steal, total) CPU ticks since boot, from /proc/stat (0, 0 where there is none)."""
     try:
-        fields = [
-            int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]
-        ]
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     except OSError:
         return 0, 0
     return (fields[7] if len(fields) > 7 else 0), sum(fields)
@@ -254,9 +250,7 @@ def main() -> int:
         rows, seconds = set12_scores(model, sigma=sigma)
         means[(sigma, "one pass")] = (print_table(rows), seconds)
         if args.self_ensemble:
-            print(
-                "\nThe same model with --self-ensemble (mean of the 8 flips/rotations):"
-            )
+            print("\nThe same model with --self-ensemble (mean of the 8 flips/rotations):")
             rows, ensemble_seconds = set12_scores(self_ensemble(model), sigma=sigma)
             means[(sigma, "self-ensemble")] = (print_table(rows), ensemble_seconds)
     from daeflow.track.names import epoch_metric
@@ -266,9 +260,7 @@ def main() -> int:
         key: metric(run.data.metrics, key)
         for key in ("train_seconds", "train_images_per_second", "trainable_params")
     }
-    epochs = len(
-        mlflow.MlflowClient().get_metric_history(run.info.run_id, epoch_metric("loss"))
-    )
+    epochs = len(mlflow.MlflowClient().get_metric_history(run.info.run_id, epoch_metric("loss")))
     print(
         f"\ntraining: {metrics['train_seconds']:.0f} s wall (validation included), "
         f"stop reason {run.data.tags.get('stop_reason')}, {epochs} epochs, "
@@ -279,9 +271,7 @@ def main() -> int:
     for (sigma, label), (value, spent) in means.items():
         bm3d, dncnn = PUBLISHED.get(sigma, (None, None))
         versus = f"; published BM3D {bm3d}, DnCNN {dncnn}" if bm3d else ""
-        print(
-            f"sigma {sigma:g} {label}: Set12 mean {value:.2f} dB, {spent:.1f} s{versus}"
-        )
+        print(f"sigma {sigma:g} {label}: Set12 mean {value:.2f} dB, {spent:.1f} s{versus}")
     print("commands:")
     print("  $", shlex.join([sys.executable, *sys.argv]))
     if command:
