@@ -17,6 +17,7 @@ from daeflow.runtime.precision import PRECISIONS
 
 SCHEDULES = ("constant", "cosine", "step")
 OBJECTIVE_PREFIX = "objective."  # the objective's parameters, as params and sweep keys
+NOISE_PREFIX = "noise."  # the noise model's parameters, as params
 DEFAULT_EPOCHS = 20  # without --epochs; with --time-budget alone the budget ends training
 UNBOUNDED = 10**9  # the epoch limit Keras is given when the time budget alone ends training
 
@@ -252,13 +253,23 @@ TrainOptions = make_dataclass(
 )
 
 
+def logged_noise_params(noise_params: dict) -> dict:
+    """The noise model's parameters as params: prefixed, a range as its text ("0:50")."""
+    return {f"{NOISE_PREFIX}{k}": logged(v) for k, v in noise_params.items()}
+
+
+def noise_params_of(params: dict) -> dict:
+    """The noise model's parameters from a run's flat params, as logged (strings)."""
+    return {k[len(NOISE_PREFIX) :]: v for k, v in params.items() if k.startswith(NOISE_PREFIX)}
+
+
 def described_noise(params: dict) -> str | None:
     """The synthetic noise of a run in words, its parameters as given ("gaussian sigma=5:30"),
     from its flat params (logged strings or RunConfig.params()); None without --noise."""
     model = params.get("data.noise")
     if model in (None, "None", ""):
         return None
-    given = " ".join(f"{k[6:]}={v}" for k, v in sorted(params.items()) if k.startswith("noise."))
+    given = " ".join(f"{k}={v}" for k, v in sorted(noise_params_of(params).items()))
     return f"{model} {given}".strip()
 
 
@@ -288,16 +299,15 @@ class RunConfig:
         noise_params = data.pop("noise_params")
         flat.update({f"data.{k}": v for k, v in data.items()})
         # A range is logged as its text, "0:50", and read back by the noise model's declaration.
-        flat.update({f"noise.{k}": logged(v) for k, v in noise_params.items()})
+        flat.update(logged_noise_params(noise_params))
         return flat
 
     @classmethod
     def from_params(cls, params: dict[str, str], experiment: str) -> "RunConfig":
         """The config of a logged run, from its MLflow params (strings), to resume it."""
         data = {p.name: params[f"data.{p.name}"] for p in DATA_PARAMS if f"data.{p.name}" in params}
-        data["noise_params"] = {
-            k[6:]: v for k, v in params.items() if k.startswith("noise.")
-        }  # converted again by the noise model's declaration
+        # converted again by the noise model's declaration
+        data["noise_params"] = noise_params_of(params)
         train = {
             name: params[name]
             for name in TRAIN_PARAM_NAMES

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from daeflow.config import noise_params_of
 from daeflow.data.prepare import CLEAN_TARGETS, CLEAN_USE
 from daeflow.data.ranges import RANGE_PARAM
 from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST, TAG_TRAIN_DIGEST, tag_digest
@@ -70,7 +71,7 @@ def _noise(params: Mapping) -> str:
     if not _synthetic(params):
         return ""
     settings = " ".join(
-        f"{k[6:]}={_number(v, str(v))}" for k, v in sorted(params.items()) if k.startswith("noise.")
+        f"{k}={_number(v, str(v))}" for k, v in sorted(noise_params_of(params).items())
     )
     return f"{model} {settings}".strip()
 

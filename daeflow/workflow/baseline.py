@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from daeflow.config import DataOptions
+from daeflow.config import DataOptions, logged_noise_params
 from daeflow.data.prepare import prepare_data
 from daeflow.errors import UsageError
-from daeflow.plugin.hyperparams import logged
 from daeflow.plugin.specs import Architecture
 from daeflow.quality.baselines import METHODS, apply, scores, tune
 from daeflow.quality.scores import summary
@@ -73,7 +72,7 @@ def run_baseline(
             "seed": seed,
             **{f"tuned.{k}": v for k, v in best.items()},
             **options,
-            **{f"noise.{k}": logged(v) for k, v in data.noise_params.items()},
+            **logged_noise_params(data.noise_params),
             **prepared.params,
         }
         logs.log_params(params)
