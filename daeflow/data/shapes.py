@@ -13,10 +13,11 @@ def as_batch(array: np.ndarray) -> np.ndarray:
 
 
 def pad_to_multiple(batch: np.ndarray, multiple: int) -> np.ndarray:
-    """Reflect-pad height and width of a (N, H, W, C) batch up to the next multiple."""
-    height, width = batch.shape[1:3]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if not pad_h and not pad_w:
+    """Reflect-pad every spatial axis of a (N, *spatial, C) batch up to the next multiple
+    (edge-pad where an axis is too short to reflect)."""
+    spatial = batch.shape[1:-1]
+    pads = [-n % multiple for n in spatial]
+    if not any(pads):
         return batch
-    mode = "reflect" if pad_h < height and pad_w < width else "edge"
-    return np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+    mode = "reflect" if all(p < n for p, n in zip(pads, spatial, strict=True)) else "edge"
+    return np.pad(batch, ((0, 0), *((0, p) for p in pads), (0, 0)), mode=mode)

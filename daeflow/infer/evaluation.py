@@ -1,4 +1,5 @@
-"""Score a model on fixed images, image by image, in memory that does not grow with them.
+"""Score a model on fixed images (or volumes), image by image, in memory that does not grow
+with them.
 
 Images up to LARGE pixels are denoised in batches; larger ones tile by tile, with PSNR
 and SSIM accumulated over the tiles. Both give the same per-image scores: the MSE is
@@ -8,11 +9,12 @@ and averaged over the pixels that scikit-image's mean SSIM uses (those 3 or more
 pixels from the image border).
 """
 
+import math
 import time
 
 import numpy as np
 
-from daeflow.infer.tiling import predict, tiles
+from daeflow.infer.tiling import denoise_image, predict, tiles
 from daeflow.quality import metrics
 from daeflow.quality.scores import Scores, concat, score
 from daeflow.runtime.tiles import MARGIN, TILE
@@ -32,7 +34,13 @@ def evaluate(
     margin: int = MARGIN,
 ):
     """Scores of the model's output (and, with_noisy, of the noisy input) on `indices`;
-    large images by tiles with the model's `margin` of context (at least SSIM's halo)."""
+    large images by tiles with the model's `margin` of context (at least SSIM's halo).
+    Volumes are scored whole (PSNR over all voxels, SSIM the mean over Z planes); those
+    over LARGE voxels are denoised by tiles, one volume at a time."""
+    if len(source.image_shape) == 4:
+        parts = _score_volumes(model, source, indices, batch_size, multiple, margin)
+        denoised = concat([p[0] for p in parts])
+        return (denoised, concat([p[1] for p in parts])) if with_noisy else denoised
     height, width = source.image_shape[:2]
     if height * width > LARGE and min(height, width) >= metrics.SSIM_WINDOW:
         parts = [_score_tiled(model, source, int(i), multiple, margin) for i in indices]
@@ -46,13 +54,28 @@ def evaluate(
     return (denoised, concat([p[1] for p in parts])) if with_noisy else denoised
 
 
+def _score_volumes(model, source, indices, batch_size: int, multiple: int, margin: int):
+    voxels = math.prod(source.image_shape[:-1])
+    size = max(1, min(batch_size, BATCH_PIXELS // voxels))
+
+    def run(noisy):
+        if voxels <= LARGE:
+            return predict(model, noisy, multiple)
+        return np.stack([denoise_image(model, v, TILE, margin, multiple) for v in noisy])
+
+    return [
+        (score(clean, run(noisy)), score(clean, noisy))
+        for noisy, clean in source.eval_batches(indices, size)
+    ]
+
+
 def _score_tiled(model, source, index: int, multiple: int, margin: int) -> tuple[Scores, Scores]:
     height, width, channels = source.image_shape
     squares = {"denoised": 0.0, "noisy": 0.0}
     ssim_sums = {"denoised": 0.0, "noisy": 0.0}
     ssim_count = 0
-    for t in tiles(height, width, TILE, max(margin, HALO), multiple):
-        noisy, clean = source.windows(index, t.y0, t.x0, t.y1 - t.y0, t.x1 - t.x0)
+    for t in tiles((height, width), TILE, max(margin, HALO), multiple):
+        noisy, clean = source.windows(index, *t.low, *t.window_shape)
         estimates = {
             "denoised": np.clip(predict(model, noisy, multiple)[0], 0, 1),
             "noisy": np.clip(noisy[0], 0, 1),
@@ -60,8 +83,8 @@ def _score_tiled(model, source, index: int, multiple: int, margin: int) -> tuple
         # SSIM's map is computed over the whole window (the margin is at least the halo)
         # and kept at the core's pixels that are 3 or more from the image border.
         core = t.core_of_window()
-        rows = np.arange(t.top, t.top + t.height)
-        cols = np.arange(t.left, t.left + t.width)
+        rows = np.arange(t.start[0], t.start[0] + t.size[0])
+        cols = np.arange(t.start[1], t.start[1] + t.size[1])
         keep_rows = (rows >= HALO) & (rows < height - HALO)
         keep_cols = (cols >= HALO) & (cols < width - HALO)
         truth = clean[0]

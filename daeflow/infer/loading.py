@@ -31,10 +31,28 @@ class Denoiser:
     pyfunc_scale: str = "unit"  # its pyfunc takes images on their own scale ("own"), or [0, 1]
     trained_with: dict | None = None  # objective, its params, noise model (models since r2r)
     margin: int = MARGIN  # context tiles need: wider than the receptive field (metadata)
+    spatial_dims: int = 0  # 2 (images) or 3 (volumes); 0: read from the model
+    axes: str = ""  # canonical axes of one input, e.g. "YXC" or "ZYXC"; "": from spatial_dims
 
     def __post_init__(self):
         if not self.channels:
             self.channels = int(self.model.input_shape[-1])
+        if not self.spatial_dims:
+            self.spatial_dims = spatial_dims_of(self.model)
+        if not self.axes:
+            self.axes = default_axes(self.spatial_dims)
+
+
+def spatial_dims_of(model) -> int:
+    """The spatial dimensions a Keras model takes: 2 for (N, H, W, C), 3 for (N, D, H, W, C)."""
+    shape = getattr(model, "input_shape", None)
+    return len(shape) - 2 if shape is not None and len(shape) >= 4 else 2
+
+
+def default_axes(spatial_dims: int) -> str:
+    """The canonical axes of one input of a model of `spatial_dims` (models logged before
+    axes were stored: YXC)."""
+    return "ZYXC" if spatial_dims == 3 else "YXC"
 
 
 def load_denoiser(uri: str) -> Denoiser:
@@ -74,18 +92,22 @@ def _denoiser(model, metadata: dict, uri: str) -> Denoiser:
         pyfunc_scale="own" if metadata.get("pyfunc_input") == OWN_SCALE else "unit",
         trained_with=metadata.get("trained_with"),
         margin=MARGIN if margin is None else int(margin),  # older models: the old fixed one
+        spatial_dims=int(metadata.get("spatial_dims") or spatial_dims_of(model)),
+        axes=str(metadata.get("axes") or ""),
     )
 
 
 def size_multiple_of(model) -> int:
     """The size multiple a bare Keras model (no metadata) needs, found by trying.
 
-    The model is tried on (3m, 5m) inputs for growing m; the first m whose output keeps
-    the input shape is the multiple (odd factors expose every pooling level).
+    The model is tried on (3m, 5m) inputs ((3m, 5m, 7m) for a volume model) for growing
+    m; the first m whose output keeps the input shape is the multiple (odd factors expose
+    every pooling level).
     """
     channels = int(model.input_shape[-1])
+    odd = (3, 5, 7)[-spatial_dims_of(model) :]
     for multiple in PROBE_MULTIPLES:
-        probe = np.zeros((1, 3 * multiple, 5 * multiple, channels), np.float32)
+        probe = np.zeros((1, *(f * multiple for f in odd), channels), np.float32)
         try:
             if tuple(np.shape(model(probe, training=False))) == probe.shape:
                 return multiple

@@ -2,7 +2,8 @@
 
 `mlflow.pyfunc.load_model(...).predict(image)` and `mlflow models serve` call
 `predict`. Models logged since daeflow 0.2 take images in their own dtype and range
-(uint8, uint16, float) as (H, W), (H, W, C) or (N, H, W, C) and return the same; older
+(uint8, uint16, float) as (H, W), (H, W, C) or (N, H, W, C) (a 3D model: volumes (D, H, W),
+(D, H, W, C) or (N, D, H, W, C)) and return the same shape and dtype; older
 models keep their contract, float32 (N, H, W, C) on [0, 1]. With params
 {"encoding": "npy_base64"} the input is a .npy file in base64 (read without pickle) and so
 is the answer: a served request then skips MLflow's JSON lists, 3x faster for large images.

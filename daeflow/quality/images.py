@@ -1,5 +1,8 @@
 """Pictures for people: labelled grids of clean | noisy | denoised | error, comparison sheets.
 
+Volumes are shown by two views each, labelled: the middle Z plane and the maximum
+projection along Z.
+
 Every tile is shown at least TILE pixels wide, enlarged without smoothing (each pixel
 a square), with the columns labelled above and an optional caption under each row.
 """
@@ -93,3 +96,50 @@ def noisy_grid(noisy, denoised, captions: list[str] | None = None) -> np.ndarray
     """One row per image without a clean version: noisy | denoised, labelled."""
     rows = [[n, np.clip(d, 0, 1)] for n, d in zip(noisy, denoised, strict=True)]
     return labelled_grid(rows, ["noisy", "denoised"], captions)
+
+
+def volume_views(volumes: np.ndarray) -> np.ndarray:
+    """(N, D, H, W, C) volumes as 2N images: for each, its middle Z plane, then its maximum
+    projection along Z."""
+    volumes = np.asarray(volumes)
+    middle = volumes[:, volumes.shape[1] // 2]
+    projection = volumes.max(axis=1)
+    return np.stack([middle, projection], axis=1).reshape(-1, *volumes.shape[2:])
+
+
+def view_captions(depth: int, captions: list[str], first_plane: int = 0) -> list[str]:
+    """The row captions of `volume_views`: each volume's caption and which view it is
+    (`first_plane`: the volume's first plane shown, when only some planes are)."""
+    planes = f"planes {first_plane}-{first_plane + depth - 1}"
+    return [
+        line
+        for caption in captions
+        for line in (
+            f"{caption}; middle Z plane (z = {first_plane + depth // 2})",
+            f"{caption}; maximum projection along Z ({planes})",
+        )
+    ]
+
+
+def volume_grid(
+    clean, noisy, denoised, captions: list[str] | None = None, first_plane: int = 0
+) -> np.ndarray:
+    """Two rows per volume, its middle Z plane and its maximum projection along Z, labelled:
+    clean | noisy | denoised | error, or noisy | denoised without clean volumes (`clean`
+    None). Without captions, each volume is captioned with its PSNR over all voxels."""
+    from daeflow.quality.metrics import psnr
+
+    if captions is None:
+        if clean is None:
+            captions = [f"volume {k}" for k in range(len(noisy))]
+        else:
+            before, after = psnr(clean, noisy, 1.0), psnr(clean, denoised, 1.0)
+            captions = [
+                f"PSNR noisy {b:.2f} dB, denoised {a:.2f} dB"
+                for b, a in zip(before, after, strict=True)
+            ]
+    rows = view_captions(np.shape(noisy)[1], captions, first_plane)
+    denoised = np.clip(denoised, 0, 1)
+    if clean is None:
+        return noisy_grid(volume_views(noisy), volume_views(denoised), rows)
+    return denoising_grid(volume_views(clean), volume_views(noisy), volume_views(denoised), rows)

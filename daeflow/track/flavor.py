@@ -163,8 +163,13 @@ def pip_requirements(plugin_distribution: str) -> list[str]:
     return reqs
 
 
-def _model_kwargs(model, metadata: dict, plugin_distribution: str) -> dict:
-    """What every saved model carries: metadata naming its layer modules, signature, pins."""
+def _model_kwargs(
+    model, metadata: dict, plugin_distribution: str, spatial_dims=None, axes=None
+) -> dict:
+    """What every saved model carries: metadata naming its layer modules, signature, pins,
+    and what one input is (spatial dimensions, canonical axes)."""
+    dims = int(spatial_dims or metadata.get("spatial_dims") or len(model.input_shape) - 2)
+    axes = axes or metadata.get("axes")
     return {
         "signature": model_signature(),
         "pip_requirements": pip_requirements(plugin_distribution),
@@ -175,6 +180,8 @@ def _model_kwargs(model, metadata: dict, plugin_distribution: str) -> dict:
             "pyfunc_input": OWN_SCALE,
             "channels": int(model.input_shape[-1]),
             "tile_margin": margin_for(metadata.get("receptive_radius")),
+            "spatial_dims": dims,
+            "axes": axes or ("ZYXC" if dims == 3 else "YXC"),
         },
     }
 
@@ -187,14 +194,32 @@ def _in_float32(model, metadata: dict):
     return precision.in_policy(model, "float32"), {**metadata, "trained_precision": trained_in}
 
 
-def save_local(model, path, metadata: dict, plugin_distribution: str):
+def save_local(
+    model,
+    path,
+    metadata: dict,
+    plugin_distribution: str,
+    spatial_dims: int | None = None,
+    axes: str | None = None,
+):
     """Save a model folder as a run would log it, without a run (conformance kit)."""
     model, metadata = _in_float32(model, metadata)
-    save_model(model, str(path), **_model_kwargs(model, metadata, plugin_distribution))
+    kwargs = _model_kwargs(model, metadata, plugin_distribution, spatial_dims, axes)
+    save_model(model, str(path), **kwargs)
 
 
-def log_model(model, metadata: dict, plugin_distribution: str):
-    """Log the Keras model with a signature, pinned requirements and daeflow's loader."""
+def log_model(
+    model,
+    metadata: dict,
+    plugin_distribution: str,
+    spatial_dims: int | None = None,
+    axes: str | None = None,
+):
+    """Log the Keras model with a signature, pinned requirements and daeflow's loader.
+
+    `spatial_dims` (2 or 3; None: the model's input rank) and `axes` (the canonical axes
+    of one input, e.g. "ZYXC"; None: "YXC" or "ZYXC") are stored in its metadata and
+    checked against the input at `denoise` time and by its pyfunc."""
     import sys
 
     from mlflow.models import Model
@@ -205,5 +230,5 @@ def log_model(model, metadata: dict, plugin_distribution: str):
         name="model",
         flavor=sys.modules[__name__],
         model=model,
-        **_model_kwargs(model, metadata, plugin_distribution),
+        **_model_kwargs(model, metadata, plugin_distribution, spatial_dims, axes),
     )

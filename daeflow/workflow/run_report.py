@@ -15,10 +15,11 @@ import numpy as np
 from daeflow.infer.evaluation import inference_ms
 from daeflow.infer.tiling import predict
 from daeflow.quality import charts, html
-from daeflow.quality.images import denoising_grid, noisy_grid
+from daeflow.quality.images import denoising_grid, noisy_grid, volume_grid, volume_views
 
 PROBES = 4
 DISPLAY = 256  # larger images are shown by a centred crop of at most this size
+DISPLAY_DEPTH = 32  # and volumes by at most this many planes around their middle one
 EXAMPLES = "test_examples.npz"
 TABLE = "test_per_image.json"
 WORST = "worst_test_images.png"
@@ -33,7 +34,9 @@ BASELINES_THEN = (
 
 def display_pairs(source, indices, multiple: int = 1):
     """Fixed (noisy, clean) pairs of `indices`, centre-cropped to at most DISPLAY pixels
-    (clean None for noisy images alone)."""
+    (volumes also to at most DISPLAY_DEPTH planes; clean None for noisy images alone)."""
+    if len(source.image_shape) == 4:
+        return _display_volumes(source, indices, multiple)
     height, width = source.image_shape[:2]
     size_h = min(height, max(multiple, DISPLAY // multiple * multiple))
     size_w = min(width, max(multiple, DISPLAY // multiple * multiple))
@@ -44,23 +47,66 @@ def display_pairs(source, indices, multiple: int = 1):
     return noisy, (np.concatenate([p[1] for p in pairs]) if source.has_clean else None)
 
 
+def volume_crop(shape: tuple, multiple: int = 1) -> tuple[slice, ...]:
+    """The centred part of a (D, H, W, C) volume that probes show: at most DISPLAY_DEPTH
+    planes and DISPLAY x DISPLAY pixels, corners on multiples of `multiple`."""
+    crop = []
+    for n, cap in zip(shape[:3], (DISPLAY_DEPTH, DISPLAY, DISPLAY), strict=True):
+        size = min(n, max(multiple, cap // multiple * multiple))
+        start = (n - size) // 2 // multiple * multiple
+        crop.append(slice(start, start + size))
+    return tuple(crop)
+
+
+def _display_volumes(source, indices, multiple: int):
+    crop = (slice(None), *volume_crop(source.image_shape, multiple), slice(None))
+    noisy, clean = [], []
+    for i in indices:
+        if source.has_clean:
+            n, c = source.batch([int(i)])
+            clean.append(c[crop])
+        else:
+            n = np.asarray(source.noisy.read([int(i)]), np.float32) / np.float32(source.data_range)
+        noisy.append(n[crop])
+    return np.concatenate(noisy), (np.concatenate(clean) if clean else None)
+
+
+def _denoised(model, noisy: np.ndarray, multiple: int) -> np.ndarray:
+    """The model's output on display images; volumes one at a time (bounded memory)."""
+    if noisy.ndim == 5:
+        return np.concatenate([predict(model, v[None], multiple) for v in noisy])
+    return predict(model, noisy, multiple)
+
+
+def _grid(source, clean, noisy, denoised, captions=None, multiple: int = 1) -> np.ndarray:
+    """The picture of display images: volumes by their middle Z plane and maximum projection
+    along Z, labelled; images as they are."""
+    if noisy.ndim == 5:
+        first = volume_crop(source.image_shape, multiple)[0].start
+        return volume_grid(clean, noisy, denoised, captions, first)
+    if clean is None:
+        return noisy_grid(noisy, denoised, captions)
+    return denoising_grid(clean, noisy, denoised, captions)
+
+
 def probe_renderer(subset, multiple: int = 1):
     """A function drawing the probe grid of a model: clean | noisy | denoised | error, or
-    noisy | denoised for noisy images alone."""
+    noisy | denoised for noisy images alone (volumes: two rows each, the middle Z plane and
+    the maximum projection along Z)."""
     ordered = np.sort(subset.indices)  # spread over the split, the same for the same seed
     indices = ordered[np.unique(np.linspace(0, len(ordered) - 1, PROBES).astype(int))]
     noisy, clean = display_pairs(subset.source, indices, multiple)
 
     def render(model) -> np.ndarray:
-        if clean is None:
-            return noisy_grid(noisy, predict(model, noisy, multiple))
-        return denoising_grid(clean, noisy, predict(model, noisy, multiple))
+        denoised = _denoised(model, noisy, multiple)
+        return _grid(subset.source, clean, noisy, denoised, multiple=multiple)
 
     return render
 
 
 def write_test_report(folder, model, test, test_scores, noisy_scores, multiple: int = 1):
-    """The per-image table, the worst images and the examples, as files in `folder`.
+    """The per-image table, the worst images and the examples, as files in `folder`
+    (volumes: shown and kept as their middle Z plane and maximum projection along Z).
 
     Returns the percentile metrics and the picture of the worst images.
     """
@@ -89,22 +135,30 @@ def write_test_report(folder, model, test, test_scores, noisy_scores, multiple: 
     order = np.argsort(test_scores.psnr)[:PROBES]
     worst = indices[order]
     noisy, clean = display_pairs(test.source, worst, multiple)
+    kind = "volume" if noisy.ndim == 5 else "image"
     captions = [
-        f"test image {int(indices[k])}: PSNR noisy {noisy_scores.psnr[k]:.2f} dB, denoised "
+        f"test {kind} {int(indices[k])}: PSNR noisy {noisy_scores.psnr[k]:.2f} dB, denoised "
         f"{test_scores.psnr[k]:.2f} dB"
         for k in order
     ]
-    picture = denoising_grid(clean, noisy, predict(model, noisy, multiple), captions)
+    denoised = _denoised(model, noisy, multiple)
+    picture = _grid(test.source, clean, noisy, denoised, captions, multiple)
     Image.fromarray(picture).save(folder / WORST)
-    # The first test images, noisy and denoised, so `daeflow compare` can set runs side by side.
+    # The first test images, noisy and denoised, so `daeflow compare` can set runs side by
+    # side; a volume's two views (middle plane, maximum projection) stand for it.
     first = np.sort(indices)[:PROBES]
     noisy, clean = display_pairs(test.source, first, multiple)
+    denoised = np.clip(_denoised(model, noisy, multiple), 0, 1)
+    noisy = np.clip(noisy, 0, 1)
+    if noisy.ndim == 5:
+        clean, noisy, denoised = map(volume_views, (clean, noisy, denoised))
+        first = np.repeat(first, 2)
     np.savez_compressed(
         folder / EXAMPLES,
         indices=first,
         clean=clean.astype(np.float16),
-        noisy=np.clip(noisy, 0, 1).astype(np.float16),
-        denoised=np.clip(predict(model, noisy, multiple), 0, 1).astype(np.float16),
+        noisy=noisy.astype(np.float16),
+        denoised=denoised.astype(np.float16),
     )
     return metrics, picture
 
