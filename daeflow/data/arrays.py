@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from daeflow.data.axes import canonical_shape, canonical_view, check_axes, npy_axes, parse_axes
+from daeflow.data.formats import Opened
 from daeflow.errors import DataError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -256,7 +257,8 @@ def load_array(
     key: str | None = None,
     check: Callable[[ArrayHeader], None] | None = None,
     axes: str | None = None,
-) -> ImageArray:
+    with_format: bool = False,
+):
     """Open a .npy (memory-mapped) or one key of a .npz, refusing anything that needs pickle;
     or a TIFF, a Zarr store or a folder (or glob) of images (daeflow.data.formats).
 
@@ -264,7 +266,9 @@ def load_array(
     need), so an array that would be refused costs its header, not its size in memory.
     `axes` (--axes, parsed): the file's axes; the array then comes in the canonical layout
     `(N, *spatial, C)`, as it always does for TIFF, Zarr and folders. A .npy or .npz without
-    `axes` comes as saved, (N, H, W[, C]).
+    `axes` comes as saved, (N, H, W[, C]). `with_format`: return (ImageArray, Opened), the
+    second saying how the file was read (None for a .npy or .npz without `axes`), which a
+    writer of a file like it needs (daeflow.data.writers).
     """
     path, axes = Path(path), parse_axes(axes)
     magic = _check_file(path, what)
@@ -275,7 +279,8 @@ def load_array(
             check(header)
         array = opened.canonical()
         fd = os.open(array.filename, os.O_RDONLY) if isinstance(array, np.memmap) else None
-        return ImageArray(array, what, path, fd, opened.axes)
+        loaded = ImageArray(array, what, path, fd, opened.axes)
+        return (loaded, opened) if with_format else loaded
     if axes is not None and check is not None:
         check = _canonical_check(check, axes, f"{what} file {path}")
     if magic.startswith(NPY_MAGIC):
@@ -292,8 +297,11 @@ def load_array(
         raise _unknown_format(path, what)
     fd = os.open(path, os.O_RDONLY) if isinstance(array, np.memmap) else None
     if axes is None:
-        return ImageArray(array, what, path, fd, npy_axes(array.ndim))
-    return ImageArray(canonical_view(array, axes), what, path, fd, axes)
+        loaded, opened = ImageArray(array, what, path, fd, npy_axes(array.ndim)), None
+    else:
+        loaded = ImageArray(canonical_view(array, axes), what, path, fd, axes)
+        opened = Opened("npy", None, array, axes, axes)
+    return (loaded, opened) if with_format else loaded
 
 
 def _canonical_check(check, axes: str, where: str):
