@@ -111,6 +111,13 @@ DATA_PARAMS = (
     ),
     HyperParam("noisy2", "str", None, "A second noisy shot of each --noisy image (noise2noise)."),
     HyperParam("data", "str", None, "An .npz holding the arrays."),
+    HyperParam(
+        "axes",
+        "str",
+        None,
+        "The files' axes in their order, from S T C Z Y X (e.g. ZYX, SYX, TCZYX); default: "
+        "from OME/ImageJ metadata, YX for 2-D images, (N, H, W[, C]) for .npy.",
+    ),
     HyperParam("clean_key", "str", "clean", "Key of the clean array in --data."),
     HyperParam("noisy_key", "str", "noisy", "Key of the noisy array in --data."),
     HyperParam("noisy2_key", "str", "noisy2", "Key of the second noisy array in --data."),

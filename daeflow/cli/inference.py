@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 
 from daeflow.cli.common import TrackingUri, app, guarded
+from daeflow.cli.options import Axes
 from daeflow.runtime.tiles import MARGIN, TILE
 
 ModelUri = Annotated[
@@ -49,10 +50,15 @@ Recorrupted = Annotated[
 @guarded
 def denoise(
     input_path: Annotated[
-        Path, typer.Argument(metavar="INPUT.npy", help="(H, W), (H, W, C) or (N, H, W, C).")
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help=".npy of (H, W), (H, W, C) or (N, H, W, C); a TIFF or Zarr with --axes.",
+        ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write the result (.npy).")
+        Path,
+        typer.Option("--output", "-o", help="Where to write the result, in the input's format."),
     ],
     model: ModelUri,
     data_range: DataRange = None,
@@ -69,8 +75,11 @@ def denoise(
     recorrupted_average: Recorrupted = 0,
     precision: Precision = "float32",
     tracking_uri: TrackingUri = None,
+    axes: Axes = None,
 ):
-    """Denoise an array of any size by overlapping tiles; keeps its shape, dtype and range."""
+    """Denoise an array of any size by overlapping tiles; keeps its shape, dtype and range,
+    and its format (.npy, TIFF with its axes and OME metadata, Zarr)."""
+    from daeflow.data.axes import parse_axes
     from daeflow.workflow.denoise import denoise_file
 
     done = denoise_file(
@@ -85,6 +94,7 @@ def denoise(
         typer.echo,
         precision,
         recorrupted_average,
+        parse_axes(axes),
     )
     typer.echo(
         f"Denoised {done.shape} {done.dtype} (data range {done.data_range:g}) in "
@@ -107,8 +117,12 @@ def evaluate(
     recorrupted_average: Recorrupted = 0,
     precision: Precision = "float32",
     tracking_uri: TrackingUri = None,
+    axes: Axes = None,
 ):
     """Report PSNR/SSIM of a model on new clean/noisy data, and optionally log them."""
+    from daeflow.data.axes import parse_axes
+
+    axes = parse_axes(axes)
     from daeflow.workflow.denoise import needs_store, open_denoiser
     from daeflow.workflow.evaluate import evaluate_model
 
@@ -120,7 +134,7 @@ def evaluate(
         model, tracking_uri, self_ensemble, precision, typer.echo, recorrupted_average
     )
     outcome = evaluate_model(
-        denoiser, str(clean), str(noisy), data_range, log, experiment, typer.echo
+        denoiser, str(clean), str(noisy), data_range, log, experiment, typer.echo, axes
     )
     m = outcome["metrics"]
     typer.echo(

@@ -47,14 +47,17 @@ def _train_options_declared() -> dict:
 
 
 DATA_OPTIONS = _data_options_declared()
+Axes = DATA_OPTIONS["axes"][0]  # the same --axes for denoise and evaluate
 TRAIN_OPTIONS = _train_options_declared()
 
 
 def _data_options(values: dict):
     from daeflow.config import DataOptions
+    from daeflow.data.axes import parse_axes
     from daeflow.plugin.hyperparams import split_pairs
 
     values["noise_params"] = split_pairs(values.pop("noise_param") or [], "--noise-param")
+    values["axes"] = parse_axes(values["axes"])  # refused before any work
     return DataOptions(**values)  # paths become text, checked like every declared option
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from daeflow.data.axes import canonical_shape, canonical_view, check_axes, npy_axes, parse_axes
+from daeflow.data.formats import Opened
 from daeflow.errors import DataError
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -24,6 +26,7 @@ class ArrayHeader:
     dtype: np.dtype
     fortran_order: bool = False
     offset: int = 0  # bytes of magic and header before the data
+    names: tuple[str, ...] | None = None  # a folder's file names, to match pairs by
 
     @property
     def ndim(self) -> int:
@@ -105,6 +108,7 @@ class ImageArray:
     name: str
     path: Path | None = None
     fd: int | None = None  # of the file the array was mapped from
+    axes: str | None = None  # the file's axes, as given (--axes) or read (data.axes)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -119,7 +123,7 @@ class ImageArray:
 
     def with_array(self, array: np.ndarray) -> "ImageArray":
         """The same file seen through another view of its array (e.g. a channel axis added)."""
-        return ImageArray(array, self.name, self.path, self.fd)
+        return ImageArray(array, self.name, self.path, self.fd, self.axes)
 
     @property
     def _on_disk(self) -> bool:
@@ -229,10 +233,15 @@ class ImageArray:
 
 
 def _check_file(path: Path, what: str) -> bytes:
+    """The first bytes of a file (b"" for a folder of images or a Zarr store)."""
+    from daeflow.data.image_folders import is_pattern
+
+    if is_pattern(str(path)) and not path.exists():
+        return b""
     if not path.exists():
         raise DataError(f"{what} file not found: {path}. Check the path and try again.")
     if path.is_dir():
-        raise DataError(f"{what} path is a folder, not a file: {path}. Pass a .npy or .npz file.")
+        return b""
     try:
         with open(path, "rb") as f:
             return f.read(6)
@@ -247,14 +256,33 @@ def load_array(
     what: str,
     key: str | None = None,
     check: Callable[[ArrayHeader], None] | None = None,
-) -> ImageArray:
-    """Open a .npy (memory-mapped) or one key of a .npz, refusing anything that needs pickle.
+    axes: str | None = None,
+    with_format: bool = False,
+):
+    """Open a .npy (memory-mapped) or one key of a .npz, refusing anything that needs pickle;
+    or a TIFF, a Zarr store or a folder (or glob) of images (daeflow.data.formats).
 
     The array's header is checked first (by `check` too, if given: e.g. the shape images
     need), so an array that would be refused costs its header, not its size in memory.
+    `axes` (--axes, parsed): the file's axes; the array then comes in the canonical layout
+    `(N, *spatial, C)`, as it always does for TIFF, Zarr and folders. A .npy or .npz without
+    `axes` comes as saved, (N, H, W[, C]). `with_format`: return (ImageArray, Opened), the
+    second saying how the file was read (None for a .npy or .npz without `axes`), which a
+    writer of a file like it needs (daeflow.data.writers).
     """
-    path = Path(path)
+    path, axes = Path(path), parse_axes(axes)
     magic = _check_file(path, what)
+    opened = _open_other(path, what, key, magic, axes)
+    if opened is not None:
+        header = ArrayHeader(opened.shape, opened.dtype, names=opened.names)
+        if check is not None:
+            check(header)
+        array = opened.canonical()
+        fd = os.open(array.filename, os.O_RDONLY) if isinstance(array, np.memmap) else None
+        loaded = ImageArray(array, what, path, fd, opened.axes)
+        return (loaded, opened) if with_format else loaded
+    if axes is not None and check is not None:
+        check = _canonical_check(check, axes, f"{what} file {path}")
     if magic.startswith(NPY_MAGIC):
         if key is not None:
             # Ignoring the key would hand back the same array for every key: clean == noisy.
@@ -266,29 +294,66 @@ def load_array(
     elif magic.startswith(ZIP_MAGIC[:4]):
         array = _load_npz(path, what, key, check)
     else:
-        raise DataError(
-            f"{what} file {path} is not a .npy or .npz file (wrong magic bytes). "
-            "Save it with numpy.save or numpy.savez."
-        )
+        raise _unknown_format(path, what)
     fd = os.open(path, os.O_RDONLY) if isinstance(array, np.memmap) else None
-    return ImageArray(array, what, path, fd)
+    if axes is None:
+        loaded, opened = ImageArray(array, what, path, fd, npy_axes(array.ndim)), None
+    else:
+        loaded = ImageArray(canonical_view(array, axes), what, path, fd, axes)
+        opened = Opened("npy", None, array, axes, axes)
+    return (loaded, opened) if with_format else loaded
 
 
-def read_header(path: str | os.PathLike, what: str, key: str | None = None) -> ArrayHeader:
-    """The checked header of a .npy file or of one key of a .npz; no data is read."""
-    path = Path(path)
+def _canonical_check(check, axes: str, where: str):
+    """`check` of a canonical header, given a .npy's header as saved."""
+
+    def checked(header: ArrayHeader) -> None:
+        check_axes(axes, header.shape, where)
+        check(ArrayHeader(canonical_shape(header.shape, axes), header.dtype))
+
+    return checked
+
+
+def _unknown_format(path: Path, what: str) -> DataError:
+    return DataError(
+        f"{what} file {path} is not a .npy, .npz or TIFF file (wrong magic bytes), nor a "
+        "Zarr store or a folder of images. Save it with numpy.save or tifffile.imwrite."
+    )
+
+
+def _open_other(path: Path, what: str, key: str | None, magic: bytes, axes: str | None):
+    """A TIFF, Zarr store or folder opened by its reader (None: a .npy or .npz)."""
+    if magic.startswith(NPY_MAGIC) or magic.startswith(ZIP_MAGIC[:4]):
+        return None
+    from daeflow.data.formats import open_path
+
+    opened = open_path(path, what, axes, magic)
+    if opened is None:
+        raise _unknown_format(path, what)
+    return opened
+
+
+def read_header(
+    path: str | os.PathLike, what: str, key: str | None = None, axes: str | None = None
+) -> ArrayHeader:
+    """The checked header of a .npy file or of one key of a .npz (or of a TIFF, Zarr store
+    or folder, in the canonical layout, as with `axes`); no data is read."""
+    path, axes = Path(path), parse_axes(axes)
     magic = _check_file(path, what)
+    opened = _open_other(path, what, key, magic, axes)
+    if opened is not None:
+        return ArrayHeader(opened.shape, opened.dtype, names=opened.names)
     if magic.startswith(ZIP_MAGIC[:4]):
         with _open_npz(path, what) as archive:
             info, where = _npz_member(archive, path, what, key)
             with archive.open(info) as stream:
-                return _npz_header(stream, info, where)
-    if not magic.startswith(NPY_MAGIC):
-        raise DataError(
-            f"{what} file {path} is not a .npy or .npz file (wrong magic bytes). "
-            "Save it with numpy.save or numpy.savez."
-        )
-    return _npy_file_header(path, what)
+                header = _npz_header(stream, info, where)
+    else:
+        header = _npy_file_header(path, what)
+    if axes is None:
+        return header
+    check_axes(axes, header.shape, f"{what} file {path}")
+    return ArrayHeader(canonical_shape(header.shape, axes), header.dtype)
 
 
 def _npy_file_header(path: Path, what: str) -> ArrayHeader:

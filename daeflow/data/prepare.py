@@ -7,12 +7,14 @@ import numpy as np
 from daeflow.config import DataOptions
 from daeflow.data import profile
 from daeflow.data.arrays import ImageArray, load_array, read_header
+from daeflow.data.axes import AXES_PARAM, logged_axes
 from daeflow.data.checks import (
     check_multiple,
     check_pair_headers,
     validated_noisy,
     validated_pair,
 )
+from daeflow.data.image_folders import check_same_names
 from daeflow.data.pairs import PairSource
 from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
@@ -72,7 +74,7 @@ def _load_pair(options: DataOptions, path: str | None, what: str, synthetic: boo
         sources = [(options.clean, "clean", None)]
         if options.noisy:
             sources.append((options.noisy, "noisy", None))
-    return _load_two(sources, "Clean and noisy")
+    return _load_two(sources, "Clean and noisy", options.axes)
 
 
 def _load_noisy(options: DataOptions, second: bool):
@@ -85,18 +87,20 @@ def _load_noisy(options: DataOptions, second: bool):
         sources = [(options.noisy, "noisy", None)]
         if second:
             sources.append((options.noisy2, "noisy2", None))
-    return _load_two(sources, "The two noisy arrays'")
+    return _load_two(sources, "The two noisy arrays'", options.axes)
 
 
-def _load_two(sources, what: str):
+def _load_two(sources, what: str, axes: str | None = None):
     """One or two ImageArrays of (path, name, key) sources.
 
     Both headers are checked before either array is read: an .npz member is read into
     memory whole, so one that would be refused for its shape must not be read at all.
     """
-    headers = [read_header(*source) for source in sources] + [None]
+    headers = [read_header(*source, axes=axes) for source in sources] + [None]
     check_pair_headers(headers[0], headers[1], [name for _, name, _ in sources], what)
-    arrays = [load_array(*source) for source in sources] + [None]
+    if headers[1] is not None:
+        check_same_names(headers[0].names, headers[1].names, [name for _, name, _ in sources])
+    arrays = [load_array(*source, axes=axes) for source in sources] + [None]
     return arrays[0], arrays[1]
 
 
@@ -270,6 +274,7 @@ def _params(images, chosen, subsets, clean_use: str) -> dict:
     return {
         "data.shape": str(images.shape),
         "data.dtype": str(images.dtype),
+        AXES_PARAM: logged_axes(images),
         RANGE_PARAM: chosen.value,
         RANGE_RULE: chosen.rule,
         "data.channels": images.shape[-1],

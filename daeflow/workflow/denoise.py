@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from daeflow.data.arrays import load_array
+from daeflow.data.writers import check_output_format, create_like, remove
 from daeflow.errors import UsageError
 from daeflow.runtime.signals import sigterm_raises
 from daeflow.runtime.tiles import TILE
@@ -96,14 +97,19 @@ def denoise_file(
     write=print,
     precision: str = "float32",
     recorrupted: int = 0,
+    axes: str | None = None,
 ) -> DenoiseOutcome:
-    """Denoise a .npy array by overlapping tiles into `output`, keeping shape, dtype and range
-    (`margin` None: the model's own)."""
+    """Denoise a .npy, TIFF or Zarr array by overlapping tiles into `output`, in the same
+    format, keeping shape, axes, dtype and range (`margin` None: the model's own; `axes`:
+    --axes, the file's axes where its metadata do not say them)."""
     from daeflow.infer.images import check_layout, denoise_images, images_shape
 
     output = Path(output)
     check_output(output)
-    loaded = load_array(input_path, "input", check=check_layout)  # checked from its header
+    loaded, opened = load_array(
+        input_path, "input", check=check_layout, axes=axes, with_format=True
+    )  # checked from its header
+    check_output_format(opened, output)
     array = loaded.array
     denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write, recorrupted)
     images_shape(array.shape, denoiser.channels)  # before a file of the output's size
@@ -111,30 +117,12 @@ def denoise_file(
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:
         with sigterm_raises(f"Stopped by signal SIGTERM; {output} was not written."):
-            result = _reserved_npy(temporary, array.shape, array.dtype)
-            done = denoise_images(denoiser, loaded, data_range, tile, margin, result, write)
-            result.flush()
+            result = create_like(opened, array.shape, array.dtype, temporary)
+            done = denoise_images(denoiser, loaded, data_range, tile, margin, result.view, write)
+            result.close()
             del result
             os.replace(temporary, output)
     finally:
-        temporary.unlink(missing_ok=True)
+        remove(temporary)
     seconds = time.perf_counter() - start
     return DenoiseOutcome(array.shape, str(array.dtype), done.data_range, seconds, output)
-
-
-def _reserved_npy(path: Path, shape: tuple, dtype) -> np.memmap:
-    """A new .npy file mapped for writing, its disk space reserved up front.
-
-    Writing into a mapping on a full disk would kill the process (SIGBUS); reserving the
-    space first turns that into an OSError before any work.
-    """
-    result = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
-    except OSError as exc:
-        if exc.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: the file system cannot reserve
-            raise
-    finally:
-        os.close(fd)
-    return result

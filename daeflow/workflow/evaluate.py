@@ -4,6 +4,7 @@ import numpy as np
 
 from daeflow.data.arrays import load_array, read_header
 from daeflow.data.checks import validated_pair
+from daeflow.data.image_folders import check_same_names
 from daeflow.data.pairs import PairSource
 from daeflow.data.profile import noise_profile, noisy_targets
 from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE
@@ -17,23 +18,33 @@ BATCH = 8
 
 
 def evaluate_model(
-    denoiser, clean_path, noisy_path, data_range, log=False, experiment="daeflow", write=print
+    denoiser,
+    clean_path,
+    noisy_path,
+    data_range,
+    log=False,
+    experiment="daeflow",
+    write=print,
+    axes: str | None = None,
 ):
     """Scores named like a training run's test metrics; with `log`, also an MLflow run.
 
-    The files may have any shape `denoise` takes, or (N, H, W) as training data."""
+    The files may have any shape `denoise` takes, or (N, H, W) as training data; TIFF,
+    Zarr or folders of images too (`axes`: --axes)."""
     paths = {"clean": clean_path, "noisy": noisy_path}
-    shapes = {}
+    shapes, header_names = {}, {}
     for name, path in paths.items():  # before either is read
-        header = read_header(path, name)
+        header = read_header(path, name, axes=axes)
         check_layout(header, f"{name} array {path}")
+        header_names[name] = header.names
         shapes[name] = images_shape(header.shape, denoiser.channels, f"{name} array", stacks=True)
     if shapes["clean"] != shapes["noisy"]:
         raise DataError(
             f"Clean and noisy shapes differ: {shapes['clean']} vs {shapes['noisy']}. "
             "Pass aligned arrays of the same shape."
         )
-    clean, noisy = (load_array(path, name) for name, path in paths.items())
+    check_same_names(header_names["clean"], header_names["noisy"], list(paths))
+    clean, noisy = (load_array(path, name, axes=axes) for name, path in paths.items())
     clean = clean.with_array(clean.array.reshape(shapes["clean"]))  # views: nothing is read
     noisy = noisy.with_array(noisy.array.reshape(shapes["noisy"]))
     clean, noisy, chosen = validated_pair(
