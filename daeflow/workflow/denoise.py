@@ -102,7 +102,8 @@ def denoise_file(
     """Denoise a .npy, TIFF or Zarr array by overlapping tiles into `output`, in the same
     format, keeping shape, axes, dtype and range (`margin` None: the model's own; `axes`:
     --axes, the file's axes where its metadata do not say them)."""
-    from daeflow.infer.images import check_layout, denoise_images, images_shape
+    from daeflow.data.axes import canonical_axes
+    from daeflow.infer.images import check_axes, check_layout, denoise_images, images_shape
 
     output = Path(output)
     check_output(output)
@@ -112,7 +113,10 @@ def denoise_file(
     check_output_format(opened, output)
     array = loaded.array
     denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write, recorrupted)
-    images_shape(array.shape, denoiser.channels)  # before a file of the output's size
+    if loaded.axes:
+        check_axes(denoiser.axes, canonical_axes(loaded.axes))
+    # before a file of the output's size
+    images_shape(array.shape, denoiser.channels, spatial_dims=denoiser.spatial_dims)
     start = time.perf_counter()
     temporary = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:

@@ -17,6 +17,14 @@ from daeflow.track.names import TAG_COMMAND, TAG_EVALUATION_DIGEST
 BATCH = 8
 
 
+def _reshaped(images, shape):
+    """The images as the model reads them: a view, nothing is read (files with axes come
+    in that layout already)."""
+    if tuple(images.shape) == tuple(shape):
+        return images
+    return images.with_array(images.array.reshape(shape))
+
+
 def evaluate_model(
     denoiser,
     clean_path,
@@ -37,7 +45,9 @@ def evaluate_model(
         header = read_header(path, name, axes=axes)
         check_layout(header, f"{name} array {path}")
         header_names[name] = header.names
-        shapes[name] = images_shape(header.shape, denoiser.channels, f"{name} array", stacks=True)
+        shapes[name] = images_shape(
+            header.shape, denoiser.channels, f"{name} array", True, denoiser.spatial_dims
+        )
     if shapes["clean"] != shapes["noisy"]:
         raise DataError(
             f"Clean and noisy shapes differ: {shapes['clean']} vs {shapes['noisy']}. "
@@ -45,8 +55,7 @@ def evaluate_model(
         )
     check_same_names(header_names["clean"], header_names["noisy"], list(paths))
     clean, noisy = (load_array(path, name, axes=axes) for name, path in paths.items())
-    clean = clean.with_array(clean.array.reshape(shapes["clean"]))  # views: nothing is read
-    noisy = noisy.with_array(noisy.array.reshape(shapes["noisy"]))
+    clean, noisy = _reshaped(clean, shapes["clean"]), _reshaped(noisy, shapes["noisy"])
     clean, noisy, chosen = validated_pair(
         clean, noisy, data_range, denoiser.data_range, denoiser.data_dtype
     )
