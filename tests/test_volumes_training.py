@@ -199,8 +199,9 @@ def test_every_noise_model_draws_on_3d_patches_with_a_value_per_piece(noise, par
     given = {k: Range(*v) if isinstance(v, tuple) else v for k, v in params.items()}
     data = np.full((4, 8, 16, 16, 1), 0.5, np.float32)
     source = PairSource(ImageArray(data, "clean"), None, 1.0, model, {**model.defaults, **given})
-    noisy, clean = batches(source, 8, epochs=1)[0]
-    assert noisy.shape == clean.shape == (4, 8, 8, 8, 1)
+    # 8 pieces a chunk, 4 planes a patch: a value per piece cannot pass for one per plane.
+    noisy, clean = batches(source, "4x8x8", epochs=1)[0]
+    assert noisy.shape == clean.shape == (4, 4, 8, 8, 1)
     spreads = np.std(noisy - clean, axis=(1, 2, 3, 4))
     assert len(np.unique(np.round(spreads, 6))) == 4  # each piece its own value
 
