@@ -103,13 +103,14 @@ def chunk_costs(source, patch: int, calls: int = 200) -> None:
         tf.constant(rng.integers(0, high, count), tf.int32)
         for high in (len(source.clean), height - patch + 1, width - patch + 1, 8)
     )
+    starts = tf.stack([tops, lefts], axis=1)
     cut = _patch_cutter((patch, patch), (height, width), 8)
     plain_cut = _patch_cutter((patch, patch), (height, width), 8, compiled=False)
     shape = tf.constant([count, patch, patch, 1])
     seed = tf.constant([0, 1], tf.int64)
     steps = {
-        "crops, flips, turns (XLA, used)": lambda: cut(images, sources, tops, lefts, turns),
-        "the same without XLA": lambda: plain_cut(images, sources, tops, lefts, turns),
+        "crops, flips, turns (XLA, used)": lambda: cut(images, sources, starts, turns),
+        "the same without XLA": lambda: plain_cut(images, sources, starts, turns),
         "Gaussian noise (Box-Muller, used)": lambda: standard_normal(shape, seed),
         "tf.random.stateless_normal": lambda: tf.random.stateless_normal(shape, seed),
     }

@@ -48,7 +48,12 @@ TRAIN_PARAMS = (
         min=0,
         max=0.5,
     ),
-    HyperParam("patch_size", "int", None, "Train on random PxP crops.", min=1),
+    HyperParam(
+        "patch_size",
+        "str",
+        None,
+        "Train on random crops: P (P on every axis) or ZxYxX for volumes, e.g. 16x64x64.",
+    ),
     HyperParam(
         "patches_per_image", "int", 1, "Random crops per image and epoch (--patch-size).", min=1
     ),
@@ -104,6 +109,45 @@ def parse_duration(text: str | float | None) -> float | None:
     return None if seconds is None else float(seconds)
 
 
+def parse_patch_size(text: str | int | None) -> int | str | None:
+    """--patch-size as it is kept and logged: one number (every spatial axis) as an int,
+    ZxYxX (one number per axis of a volume) as its text, "16x64x64"; None for whole images."""
+    if text is None or isinstance(text, int):
+        parts = [text] if text is not None else []
+    else:
+        try:
+            parts = [int(part) for part in str(text).lower().split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 3):
+            parts = [0]
+    if text is not None and (not parts or min(parts) < 1):
+        raise UsageError(
+            "--patch-size must be one positive number (every axis) or ZxYxX for volumes, "
+            f"e.g. 64 or 16x64x64. Received: {text!r}"
+        )
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else "x".join(map(str, parts))
+
+
+def patch_shape(patch_size: int | str | None, dims: int) -> tuple[int, ...] | None:
+    """The patch's size on each of `dims` spatial axes (2 for images, 3 for volumes), from
+    --patch-size as parse_patch_size keeps it; None for whole images. ZxYxX of 2D data is
+    refused."""
+    if patch_size is None:
+        return None
+    sizes = tuple(int(part) for part in str(patch_size).split("x"))
+    if len(sizes) == 1:
+        return sizes * dims
+    if len(sizes) != dims:
+        raise UsageError(
+            f"--patch-size {patch_size} gives one size per axis of a volume (ZxYxX), but the "
+            "data are 2D images. Pass one number, e.g. --patch-size 64."
+        )
+    return sizes
+
+
 DATA_PARAMS = (
     HyperParam("clean", "str", None, "Clean images, .npy of shape (N, H, W[, C])."),
     HyperParam(
@@ -143,6 +187,9 @@ DATA_PARAMS = (
         "data fit; floats 1 or observed).",
     ),
     HyperParam("pad", "bool", False, "Pad images to the size multiple the architecture needs."),
+    HyperParam(
+        "slices", "bool", False, "Train a 2D model on the Z planes of volumes (N, Z, Y, X, C)."
+    ),
     HyperParam(
         "alignment_check", "bool", True, "Check that clean[i] and noisy[i] belong together."
     ),
@@ -195,6 +242,9 @@ class _TrainChecks:
             value = getattr(self, param.name)
             if param.name == "time_budget":
                 self.time_budget = parse_duration(value)
+                continue
+            if param.name == "patch_size":
+                self.patch_size = parse_patch_size(convert(param, value, "--patch-size"))
                 continue
             setattr(self, param.name, convert(param, value, option_flag(param.name)))
         if self.epochs is None and self.time_budget is None:

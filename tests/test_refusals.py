@@ -173,7 +173,8 @@ def test_non_numeric_dtype(tracking_uri, pair):
     assert_refused(result, tracking_uri, "dtype <U5", "not numeric")
 
 
-@pytest.mark.parametrize("shape", [(24, 256), (24, 1, 16, 16, 1)], ids=["2-D", "5-D"])
+# 5-D arrays are volumes (N, Z, Y, X, C); 6-D is nothing daeflow knows.
+@pytest.mark.parametrize("shape", [(24, 256), (24, 1, 1, 16, 16, 1)], ids=["2-D", "6-D"])
 def test_wrong_number_of_dimensions(tracking_uri, pair, shape):
     clean, noisy = (a.reshape(shape) for a in make_pairs())
     clean, noisy = pair(clean, noisy)

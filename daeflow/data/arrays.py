@@ -96,7 +96,8 @@ def readable_bytes(n: int) -> str:
 
 @dataclass
 class ImageArray:
-    """An (N, H, W, C) array on disk or in memory, read a few images at a time.
+    """An (N, H, W, C) array of images or (N, Z, Y, X, C) of volumes, on disk or in memory
+    (or a lazy array read through its __getitem__), read a few images at a time.
 
     A C-ordered .npy file is memory-mapped for its header and then read with
     positioned reads from the file descriptor opened with it (so a file replaced
@@ -120,6 +121,11 @@ class ImageArray:
 
     def __len__(self) -> int:
         return self.array.shape[0]
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images (N, H, W, C), 3 for volumes (N, Z, Y, X, C)."""
+        return len(self.shape) - 2
 
     def with_array(self, array: np.ndarray) -> "ImageArray":
         """The same file seen through another view of its array (e.g. a channel axis added)."""
@@ -159,54 +165,65 @@ class ImageArray:
         )
         return out
 
-    def read_crops(self, indices, tops, lefts, height: int, width: int) -> np.ndarray:
-        """The height x width window at (tops[k], lefts[k]) of image indices[k], for each k.
+    def read_crops(self, indices, starts, size, *sizes_2d) -> np.ndarray:
+        """The window of `size` (one length per spatial axis) at starts[k] of image indices[k].
 
-        On disk, only the window's rows are read, so a patch of a huge image costs
-        the patch, not the image.
+        `starts` holds one row of spatial offsets per index, shape (k, dims). On disk only
+        the window is read, one positioned read per contiguous run of it (an X row), so a
+        patch of a huge image or volume costs the patch, not the image; a lazy array is
+        read through `array[...]` with the window's slices. The 2D form
+        read_crops(indices, tops, lefts, height, width) is still taken.
         """
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        tops, lefts = np.asarray(tops).reshape(-1), np.asarray(lefts).reshape(-1)
-        out = np.empty((len(indices), height, width, *self.shape[3:]), dtype=self.dtype)
+        if sizes_2d:
+            starts = np.stack([np.asarray(starts).reshape(-1), np.asarray(size).reshape(-1)], -1)
+            size = tuple(sizes_2d)
+        size = tuple(int(s) for s in size)
+        dims = len(size)
+        spatial = tuple(self.shape[1 : 1 + dims])
+        if dims != len(self.shape) - 2:
+            raise IndexError(
+                f"a {dims}-dimensional window does not fit images of shape {self.shape[1:]}"
+            )
+        starts = np.asarray(starts, dtype=np.int64).reshape(len(indices), dims)
+        out = np.empty((len(indices), *size, *self.shape[1 + dims :]), dtype=self.dtype)
         if len(indices) and (
-            tops.min() < 0
-            or lefts.min() < 0
-            or tops.max() + height > self.shape[1]
-            or lefts.max() + width > self.shape[2]
+            (starts < 0).any() or (starts + np.array(size) > np.array(spatial)).any()
         ):
             raise IndexError(
-                f"a {height}x{width} window at rows {tops.tolist()}, columns {lefts.tolist()} "
-                f"does not fit in images of {self.shape[1]}x{self.shape[2]}"
+                f"a {'x'.join(map(str, size))} window at {starts.tolist()} does not fit in "
+                f"images of {'x'.join(map(str, spatial))}"
             )
         if not self._on_disk or not len(indices):
-            for k, (i, top, left) in enumerate(zip(indices, tops, lefts, strict=True)):
-                out[k] = self.array[i, top : top + height, left : left + width]
+            for k, (i, at) in enumerate(zip(indices, starts, strict=True)):
+                window = tuple(slice(int(a), int(a) + s) for a, s in zip(at, size, strict=True))
+                out[k] = self.array[(int(i), *window)]
             return out
         self._check_indices(indices)
-        pixel_bytes = int(np.prod(self.shape[3:], dtype=np.int64)) * self.dtype.itemsize
-        row_bytes = self.shape[2] * pixel_bytes
-        image_bytes = self.shape[1] * row_bytes
-        buffer = out.reshape(len(indices), height, -1).view(np.uint8)
+        # C order: the last spatial axis runs contiguously; a window is read by its X rows.
+        strides = self.array.strides[1 : 1 + dims]
+        runs = list(np.ndindex(*size[:-1]))
+        buffer = out.reshape(len(indices), len(runs), -1).view(np.uint8)
         self._read_at(
             (
                 self.array.offset
-                + int(i) * image_bytes
-                + int(left) * pixel_bytes
-                + (int(top) + row) * row_bytes,
-                memoryview(buffer[k, row]),
+                + int(i) * self.array.strides[0]
+                + sum((int(a) + j) * st for a, j, st in zip(at, (*run, 0), strides, strict=True)),
+                memoryview(buffer[k, r]),
                 int(i),
             )
-            for k, (i, top, left) in enumerate(zip(indices, tops, lefts, strict=True))
-            for row in range(height)
+            for k, (i, at) in enumerate(zip(indices, starts, strict=True))
+            for r, run in enumerate(runs)
         )
         return out
 
     def blocks(self, max_bytes: int | None = None):
         """Yield (image, row, block) over the whole array, at most about `max_bytes` at a time.
 
-        `block` holds whole images starting at `image` (row 0), or, for an image larger
-        than `max_bytes`, a band of rows of that one image starting at `row`. Blocks come
-        in memory order, so hashing them in turn hashes the array's bytes.
+        `block` holds whole images (or volumes) starting at `image` (row 0), or, for one
+        larger than `max_bytes`, a band of its first spatial axis (rows of an image, planes
+        of a volume) starting at `row`. Blocks come in memory order, so hashing them in
+        turn hashes the array's bytes.
         """
         max_bytes = max_bytes or BLOCK_BYTES
         row_bytes = max(1, int(np.prod(self.shape[2:], dtype=np.int64)) * self.dtype.itemsize)
@@ -217,10 +234,12 @@ class ImageArray:
                 yield start, 0, self.read(np.arange(start, min(start + step, len(self))))
             return
         rows = max(1, max_bytes // row_bytes)
+        rest = tuple(self.shape[2:-1])
         for i in range(len(self)):
             for top in range(0, self.shape[1], rows):
                 band = min(rows, self.shape[1] - top)
-                yield i, top, self.read_crops([i], [top], [0], band, self.shape[2])
+                start = [[top] + [0] * len(rest)]
+                yield i, top, self.read_crops([i], start, (band, *rest))
 
     def _check_indices(self, indices: np.ndarray) -> None:
         # Positioned reads do no bounds checking of their own: an index past the end
@@ -496,7 +515,8 @@ def _read_data(stream, header: ArrayHeader, where: str) -> np.ndarray:
 
 
 def check_image_layout(array: np.ndarray | ArrayHeader, name: str) -> None:
-    """Refuse what cannot be images: a non-numeric dtype, not (N, H, W[, C]), no image.
+    """Refuse what cannot be images: a non-numeric dtype, not (N, H, W[, C]) nor volumes
+    (N, Z, Y, X, C), no image.
 
     Works on a header as on an array, so a file can be refused before it is read.
     """
@@ -505,18 +525,19 @@ def check_image_layout(array: np.ndarray | ArrayHeader, name: str) -> None:
             f"{name} array has dtype {array.dtype}, which is not numeric. "
             "Use uint8, uint16, int16, float32 or float64."
         )
-    if array.ndim not in (3, 4):
+    if array.ndim not in (3, 4, 5):
         raise DataError(
             f"{name} array has {array.ndim} dimensions (shape {array.shape}); expected "
-            "(N, H, W, C) or (N, H, W)."
+            "(N, H, W, C) or (N, H, W) images, or (N, Z, Y, X, C) volumes."
         )
     if array.size == 0:
-        shape = array.shape if array.ndim == 4 else (*array.shape, 1)
+        shape = array.shape if array.ndim > 3 else (*array.shape, 1)
         raise DataError(f"{name} array is empty (shape {shape}). Pass at least one image.")
 
 
 def as_images(images: ImageArray) -> ImageArray:
-    """Check dtype and dimensions; give (N, H, W) a channel axis."""
+    """Check dtype and dimensions; give (N, H, W) a channel axis ((N, H, W, C) images and
+    (N, Z, Y, X, C) volumes stay as they are)."""
     check_image_layout(images.array, images.name)
     array = images.array
     return images.with_array(array[..., np.newaxis] if array.ndim == 3 else array)

@@ -24,7 +24,7 @@ def check_pair_headers(
     if noisy is None:
         return
     check_image_layout(noisy, names[1])
-    shapes = [h.shape if h.ndim == 4 else (*h.shape, 1) for h in (clean, noisy)]
+    shapes = [(*h.shape, 1) if h.ndim == 3 else h.shape for h in (clean, noisy)]
     if shapes[0] != shapes[1]:
         raise DataError(
             f"{what} shapes differ: {shapes[0]} vs {shapes[1]}. "
@@ -104,11 +104,13 @@ def check_values(images: ImageArray, data_range: float, slack: float = 0.0) -> N
 
 
 def check_multiple(images: ImageArray, multiple: int, arch: str, pad: bool) -> None:
-    """Refuse heights/widths that the architecture cannot take, unless padding is on."""
-    height, width = images.shape[1:3]
-    if pad or (height % multiple == 0 and width % multiple == 0):
+    """Refuse sizes (height and width, and depth of volumes) that the architecture cannot
+    take, unless padding is on."""
+    spatial = images.shape[1:-1]
+    if pad or all(s % multiple == 0 for s in spatial):
         return
+    sides = "depth, height and width" if len(spatial) == 3 else "height and width"
     raise DataError(
-        f"Architecture {arch!r} needs height and width that are multiples of {multiple}; "
-        f"the images are {height}x{width}. Crop or pad them, or pass --pad."
+        f"Architecture {arch!r} needs {sides} that are multiples of {multiple}; "
+        f"the images are {'x'.join(map(str, spatial))}. Crop or pad them, or pass --pad."
     )

@@ -32,8 +32,14 @@ class PairSource:
     _last_noisy: tuple = field(default=(None, None), repr=False, compare=False)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
+        """(H, W, C) of images, (Z, Y, X, C) of volumes."""
         return tuple(self.first.shape[1:])
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for images, 3 for volumes."""
+        return len(self.image_shape) - 1
 
     @property
     def first(self) -> ImageArray:
@@ -76,21 +82,28 @@ class PairSource:
         clean = self.clean.read(indices).astype(np.float32)
         return self._scaled(self._noisy(indices, clean), clean)
 
-    def windows(self, index: int, top: int, left: int, height: int, width: int):
+    def windows(self, index: int, start, size, *sizes_2d):
         """The fixed (noisy, clean) pair of one image cut to a window, scaled to [0, 1].
 
-        For given pairs only the window is read. Synthetic noise is drawn for the whole
-        image (so that it does not depend on the window), once per image, and then cut.
-        Without clean images the clean window is None.
+        `start` and `size` give one number per spatial axis (the 2D form
+        windows(index, top, left, height, width) is still taken). For given pairs only the
+        window is read. Synthetic noise is drawn for the whole image (so that it does not
+        depend on the window), once per image, and then cut. Without clean images the
+        clean window is None.
         """
+        if sizes_2d:
+            start, size = (start, size), tuple(sizes_2d)
+        start, size = tuple(int(s) for s in start), tuple(int(s) for s in size)
+        starts = [start]
         if self.clean is None:
-            noisy = self.noisy.read_crops([index], [top], [left], height, width)
+            noisy = self.noisy.read_crops([index], starts, size)
             return np.asarray(noisy, dtype=np.float32) / np.float32(self.data_range), None
-        clean = self.clean.read_crops([index], [top], [left], height, width).astype(np.float32)
+        clean = self.clean.read_crops([index], starts, size).astype(np.float32)
         if self.noisy is not None:
-            noisy = self.noisy.read_crops([index], [top], [left], height, width)
+            noisy = self.noisy.read_crops([index], starts, size)
         else:
-            noisy = self._whole_noisy(index)[None, top : top + height, left : left + width]
+            window = tuple(slice(a, a + s) for a, s in zip(start, size, strict=True))
+            noisy = self._whole_noisy(index)[(None, *window)]
         return self._scaled(np.asarray(noisy, dtype=np.float32), clean)
 
     def _whole_noisy(self, index: int) -> np.ndarray:

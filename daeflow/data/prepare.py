@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from daeflow.config import DataOptions
+from daeflow.config import DataOptions, patch_shape
 from daeflow.data import profile
 from daeflow.data.arrays import ImageArray, load_array, read_header
 from daeflow.data.axes import AXES_PARAM, logged_axes
@@ -16,6 +16,7 @@ from daeflow.data.checks import (
 )
 from daeflow.data.image_folders import check_same_names
 from daeflow.data.pairs import PairSource
+from daeflow.data.planes import as_planes, volume_groups
 from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
@@ -184,15 +185,19 @@ def _noise(options: DataOptions):
     )
 
 
-def _check_sizes(clean, arch, options: DataOptions, patch_size: int | None) -> None:
+def _check_sizes(clean, arch, options: DataOptions, patch_size) -> None:
     check_multiple(clean, arch.size_multiple, arch.name, options.pad)
-    if patch_size is None:
+    spatial = tuple(clean.shape[1:-1])
+    sizes = patch_shape(patch_size, len(spatial))
+    if sizes is None:
         return
-    height, width = clean.shape[1:3]
-    if patch_size > min(height, width) or patch_size % arch.size_multiple:
+    if any(p > s for p, s in zip(sizes, spatial, strict=True)) or any(
+        p % arch.size_multiple for p in sizes
+    ):
+        shown = "x".join(map(str, spatial))
         raise UsageError(
-            f"--patch-size must be at most {min(height, width)} (the image size) and a multiple "
-            f"of {arch.size_multiple} for {arch.name!r}. Received: {patch_size}"
+            f"--patch-size must be at most the data's size ({shown}) on every axis and a "
+            f"multiple of {arch.size_multiple} for {arch.name!r}. Received: {patch_size}"
         )
 
 
@@ -231,6 +236,8 @@ def prepare_data(
     else:
         clean, noisy = _demo_pair(seed)
     clean, noisy, chosen = validated_pair(clean, noisy, options.data_range or logged_range)
+    depth = clean.shape[1] if options.slices else None
+    clean, noisy = _sliced(options, clean, noisy)
     chosen = _kept_range(chosen, options, logged_range)
     data_range = chosen.value
     noise, noise_params = _noise(options)
@@ -249,7 +256,7 @@ def prepare_data(
     if options.val_data or options.test_data:
         subsets = _file_subsets(options, main, source, arch, pairs)
     else:
-        split = _split(options, len(clean), seed)
+        split = _split(options, len(clean), seed, depth)
         subsets = [Subset(main, split.train), Subset(main, split.val), Subset(main, split.test)]
     train, val, test = subsets
     params = _params(clean, chosen, (train, val, test), CLEAN_TARGETS)
@@ -262,10 +269,22 @@ def prepare_data(
     )  # fmt: skip
 
 
-def _split(options: DataOptions, n: int, seed: int) -> Split:
-    """The seeded split by --val-fraction and --test-fraction (and --groups)."""
-    groups = _groups(options.groups, n)
+def _split(options: DataOptions, n: int, seed: int, depth: int | None = None) -> Split:
+    """The seeded split by --val-fraction and --test-fraction (and --groups). Planes of
+    volumes (--slices, `depth` planes each) are split by volume: a volume's planes never
+    train and score at once."""
+    if depth is None:
+        groups = _groups(options.groups, n)
+    else:
+        groups = volume_groups(n // depth, depth, _groups(options.groups, n // depth))
     return split_indices(n, options.val_fraction, options.test_fraction, seed, groups)
+
+
+def _sliced(options: DataOptions, *arrays):
+    """The arrays as they train: volumes as their Z planes with --slices (None stays None)."""
+    if not options.slices:
+        return arrays
+    return tuple(None if a is None else as_planes(a) for a in arrays)
 
 
 def _params(images, chosen, subsets, clean_use: str) -> dict:
@@ -298,6 +317,8 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
     second = "noisy2" in OBJECTIVE_DATA[objective.data]
     noisy, noisy2 = _load_noisy(options, second)
     noisy, noisy2, chosen = validated_noisy(noisy, noisy2, options.data_range or logged_range)
+    depth = noisy.shape[1] if options.slices else None
+    noisy, noisy2 = _sliced(options, noisy, noisy2)
     chosen = _kept_range(chosen, options, logged_range)
     data_range = chosen.value
     noise, noise_params = _noise(options)
@@ -319,11 +340,12 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
     multiple = arch.size_multiple if options.pad else 1
     main = PairSource(None, noisy, data_range, noise, noise_params, seed, multiple, noisy2)
     pairs = [("train", noisy, noisy2, options.data or options.noisy)]
-    split = _split(options, len(noisy), seed)
+    split = _split(options, len(noisy), seed, depth)
     if options.test_data:
         split = split.without_test()
         clean, test_noisy = _load_pair(options, options.test_data, "test", synthetic=False)
         clean, test_noisy, _ = validated_pair(clean, test_noisy, data_range)
+        clean, test_noisy = _sliced(options, clean, test_noisy)
         _check_like(clean, test_noisy, main, arch, options, "test")
         source = PairSource(clean, test_noisy, data_range, noise, noise_params, seed, multiple)
         test = Subset(source, np.arange(len(clean)))
@@ -362,6 +384,7 @@ def _file_subsets(options, main, source, arch, pairs):
     for role, path in (("validation", options.val_data), ("test", options.test_data)):
         clean, noisy = _load_pair(options, path, role)
         clean, noisy, _ = validated_pair(clean, noisy, main.data_range)
+        clean, noisy = _sliced(options, clean, noisy)
         _check_like(clean, noisy, main, arch, options, role)
         subsets.append(Subset(source(clean, noisy), np.arange(len(clean))))
         pairs.append((role, clean, noisy, path))

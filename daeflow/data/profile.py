@@ -19,24 +19,21 @@ def _sample(n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(n, SAMPLE), replace=False))
 
 
-def _boxes(shape, seed: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, height, width) of the windows looked at, the same for every image."""
-    height, width = shape[1:3]
-    if height * width <= WHOLE:
-        return [(0, 0, height, width)]
+def _boxes(shape, seed: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """(starts, size) of the windows looked at, the same for every image: one number per
+    spatial axis. A volume's windows are single planes, so that they cost what an image's do."""
+    spatial = tuple(shape[1:-1])
+    if int(np.prod(spatial)) <= WHOLE:
+        return [((0,) * len(spatial), spatial)]
     rng = np.random.default_rng([seed, 5])
-    size_h, size_w = min(WINDOW, height), min(WINDOW, width)
-    tops = rng.integers(0, height - size_h + 1, WINDOWS)
-    lefts = rng.integers(0, width - size_w + 1, WINDOWS)
-    return [(int(t), int(left), size_h, size_w) for t, left in zip(tops, lefts, strict=True)]
+    size = (*(1 for _ in spatial[:-2]), *(min(WINDOW, s) for s in spatial[-2:]))
+    starts = [rng.integers(0, s - w + 1, WINDOWS) for s, w in zip(spatial, size, strict=True)]
+    return [(tuple(int(a[k]) for a in starts), size) for k in range(WINDOWS)]
 
 
 def _pixels(images, indices, boxes) -> np.ndarray:
     """(len(indices), pixels) float64: the boxes of each image, flattened side by side."""
-    parts = [
-        images.read_crops(indices, [top] * len(indices), [left] * len(indices), h, w)
-        for top, left, h, w in boxes
-    ]
+    parts = [images.read_crops(indices, [start] * len(indices), size) for start, size in boxes]
     return np.concatenate([p.reshape(len(indices), -1) for p in parts], axis=1).astype(np.float64)
 
 
@@ -90,11 +87,12 @@ def noise_profile(source, seed: int = 0) -> dict[str, float]:
     indices = _sample(len(source.clean), seed)
     noisy_parts, clean_parts, own = [], [], []
     for i in indices:
-        for top, left, height, width in _boxes(source.clean.shape, seed):
-            noisy, clean = source.windows(int(i), top, left, height, width)
+        for start, size in _boxes(source.clean.shape, seed):
+            noisy, clean = source.windows(int(i), start, size)
             noisy_parts.append(noisy.reshape(-1, noisy.shape[-1]))
             clean_parts.append(clean.reshape(-1, clean.shape[-1]))
-            own.append((_high_pass(clean[0]), _high_pass(noisy[0])))
+            for c, n in zip(_planes(clean), _planes(noisy), strict=True):
+                own.append((_high_pass(c), _high_pass(n)))
     n = np.concatenate(noisy_parts).astype(np.float64)
     c = np.concatenate(clean_parts).astype(np.float64)
     residual = (n - c) * source.data_range
@@ -116,6 +114,11 @@ def noise_profile(source, seed: int = 0) -> dict[str, float]:
 # Immerkaer's kernel [1, -2, 1] x [1, -2, 1]: it removes what is planar over 3x3 pixels
 # and multiplies the std of white noise by 6 (the root of the sum of its squares, 36).
 KERNEL_GAIN = 6.0
+
+
+def _planes(window: np.ndarray) -> np.ndarray:
+    """The (H, W, C) planes of a (1, H, W, C) image window or a (1, Z, H, W, C) volume's."""
+    return window.reshape(-1, *window.shape[-3:])
 
 
 def _high_pass(image: np.ndarray) -> np.ndarray:

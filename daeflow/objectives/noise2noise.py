@@ -9,7 +9,8 @@ def batch(images, seed, params, variance):
     import tensorflow as tf
 
     first, second = images
-    swap = tf.random.stateless_uniform([tf.shape(first)[0], 1, 1, 1], seed) < 0.5
+    ones = tf.ones([first.shape.rank - 1], tf.int32)  # images or volumes
+    swap = tf.random.stateless_uniform(tf.concat([tf.shape(first)[:1], ones], 0), seed) < 0.5
     return tf.where(swap, second, first), tf.where(swap, first, second)
 
 

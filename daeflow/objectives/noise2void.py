@@ -11,49 +11,54 @@ pixels only, against their noisy values. Defaults follow CAREamics: 0.2 % of the
 from daeflow import HyperParam, Objective, hookimpl
 
 
-def _offsets(radius: int):
-    """Every (dy, dx) in the square of `radius` but the centre."""
+def _offsets(radius: int, dims: int = 2):
+    """Every offset (dy, dx), or (dz, dy, dx) for volumes, in the square (cube) of
+    `radius` but the centre."""
     import numpy as np
 
     span = np.arange(-radius, radius + 1)
-    dy, dx = np.meshgrid(span, span, indexing="ij")
-    keep = (dy != 0) | (dx != 0)
-    return np.stack([dy[keep], dx[keep]], -1).astype(np.int32)
+    grids = np.meshgrid(*(span,) * dims, indexing="ij")
+    keep = np.any([g != 0 for g in grids], axis=0)
+    return np.stack([g[keep] for g in grids], -1).astype(np.int32)
 
 
 def blind_spots(noisy, seed, percentage: float, roi_size: int, strategy: str):
-    """The masked pixels of a batch: (inputs with their values replaced, mask of shape
-    (pieces, height, width, 1) with 1 where a pixel was replaced)."""
+    """The masked pixels of a batch of images (pieces, height, width, channels) or volumes
+    (pieces, depth, height, width, channels): (inputs with their values replaced, mask of
+    the batch's shape with one channel, 1 where a pixel was replaced). A volume's boxes,
+    and the region a replacement comes from, are cubes: neighbours in Z, Y and X."""
     import math
 
     import tensorflow as tf
 
-    side = max(1, round(math.sqrt(100.0 / percentage)))  # one pixel per side x side box
+    dims = noisy.shape.rank - 2
+    side = max(1, round((100.0 / percentage) ** (1 / dims)))  # one pixel per box of side^dims
     radius = roi_size // 2
     shape = tf.shape(noisy)
-    pieces, height, width = shape[0], shape[1], shape[2]
-    rows, cols = (height + side - 1) // side, (width + side - 1) // side
-    draws = tf.random.stateless_uniform([3, pieces, rows, cols], seed)
-    tops = tf.range(rows)[None, :, None] * side
-    lefts = tf.range(cols)[None, None, :] * side
-    box_h = tf.cast(tf.minimum(side, height - tops), tf.float32)
-    box_w = tf.cast(tf.minimum(side, width - lefts), tf.float32)
-    ys = tops + tf.cast(draws[0] * box_h, tf.int32)
-    xs = lefts + tf.cast(draws[1] * box_w, tf.int32)
-    count = rows * cols
-    ys, xs = tf.reshape(ys, [pieces, count]), tf.reshape(xs, [pieces, count])
+    pieces, sizes = shape[0], [shape[1 + d] for d in range(dims)]
+    boxes = [(n + side - 1) // side for n in sizes]
+    draws = tf.random.stateless_uniform(tf.stack([dims + 1, pieces, *boxes]), seed)
+    coords = []
+    for d in range(dims):
+        starts = tf.reshape(
+            tf.range(boxes[d]) * side, [1, *(-1 if a == d else 1 for a in range(dims))]
+        )
+        box = tf.cast(tf.minimum(side, sizes[d] - starts), tf.float32)
+        coords.append(starts + tf.cast(draws[d] * box, tf.int32))
+    count = math.prod(boxes)
+    coords = [tf.reshape(c, [pieces, count]) for c in coords]
     index = tf.broadcast_to(tf.range(pieces)[:, None], [pieces, count])
-    padded = tf.pad(noisy, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT")
-    offsets = tf.constant(_offsets(radius))
+    padded = tf.pad(noisy, [[0, 0], *([radius, radius] for _ in range(dims)), [0, 0]], "REFLECT")
+    offsets = tf.constant(_offsets(radius, dims))
     if strategy == "median":
         near = offsets[None, None]  # every neighbour
     else:
-        pick = tf.cast(draws[2] * offsets.shape[0], tf.int32)  # a random neighbour each
+        pick = tf.cast(draws[dims] * offsets.shape[0], tf.int32)  # a random neighbour each
         near = tf.gather(offsets, tf.reshape(pick, [pieces, count]))[:, :, None]
-    near_ys = ys[..., None] + radius + near[..., 0]  # (pieces, count, neighbours)
-    near_xs = xs[..., None] + radius + near[..., 1]
-    near_index = tf.broadcast_to(index[..., None], tf.shape(near_ys))
-    where = tf.stack([near_index, near_ys, near_xs], -1)
+    # (pieces, count, neighbours) on each axis
+    near_coords = [c[..., None] + radius + near[..., d] for d, c in enumerate(coords)]
+    near_index = tf.broadcast_to(index[..., None], tf.shape(near_coords[0]))
+    where = tf.stack([near_index, *near_coords], -1)
     values = tf.gather_nd(padded, where)  # (pieces, count, neighbours, channels)
     if strategy == "median":
         ordered = tf.sort(values, axis=2)
@@ -61,9 +66,9 @@ def blind_spots(noisy, seed, percentage: float, roi_size: int, strategy: str):
         values = (ordered[:, :, middle - 1] + ordered[:, :, middle]) / 2
     else:
         values = values[:, :, 0]
-    at = tf.reshape(tf.stack([index, ys, xs], -1), [-1, 3])
-    inputs = tf.tensor_scatter_nd_update(noisy, at, tf.reshape(values, [-1, shape[3]]))
-    mask = tf.scatter_nd(at, tf.ones([pieces * count, 1]), [pieces, height, width, 1])
+    at = tf.reshape(tf.stack([index, *coords], -1), [-1, dims + 1])
+    inputs = tf.tensor_scatter_nd_update(noisy, at, tf.reshape(values, [-1, shape[-1]]))
+    mask = tf.scatter_nd(at, tf.ones([pieces * count, 1]), tf.stack([pieces, *sizes, 1]))
     return inputs, tf.minimum(mask, 1.0)
 
 
@@ -115,7 +120,12 @@ NOISE2VOID = Objective(
             max=25,
         ),
         HyperParam(
-            "roi_size", "int", 11, "Side of the square a replacement is drawn from.", min=3, max=21
+            "roi_size",
+            "int",
+            11,
+            "Side of the square (cube, for volumes) a replacement is drawn from.",
+            min=3,
+            max=21,
         ),
     ),
     loss,

@@ -11,16 +11,17 @@ def _blame(provided) -> str:
 
 
 def build_checked(
-    provided, params: dict, channels: int, probe_size: tuple[int, int], policy: str = "float32"
+    provided, params: dict, channels: int, probe_size: tuple[int, ...], policy: str = "float32"
 ):
-    """Build with open height and width in the Keras dtype `policy` (the output float32),
-    then check that one forward pass keeps the input shape."""
+    """Build with open spatial sizes in the Keras dtype `policy` (the output float32), 2D
+    or 3D as `probe_size` has two or three numbers, then check that one forward pass keeps
+    the input shape."""
     from daeflow.runtime import precision
     from daeflow.runtime.backend import load_keras
 
     keras = load_keras()
     with precision.policy(policy):
-        model = _built(provided, params, channels)
+        model = _built(provided, params, (*(None for _ in probe_size), channels))
         if isinstance(model, keras.Model):
             model = precision.with_float32_output(model)
     if not isinstance(model, keras.Model):
@@ -44,9 +45,9 @@ def build_checked(
     return model
 
 
-def _built(provided, params: dict, channels: int):
+def _built(provided, params: dict, input_shape: tuple):
     try:
-        return provided.spec.build((None, None, channels), dict(params))
+        return provided.spec.build(input_shape, dict(params))
     except Exception as exc:
         raise ArchitectureError(
             f"The builder of {_blame(provided)} raised {type(exc).__name__}: {exc}. "
@@ -54,11 +55,14 @@ def _built(provided, params: dict, channels: int):
         ) from None
 
 
-def probe_size(image_shape, multiple: int, patch_size: int | None = None) -> tuple[int, int]:
-    """A small size the model must accept: the patch, or the image rounded up, at most 64."""
+def probe_size(image_shape, multiple: int, patch_size=None) -> tuple[int, ...]:
+    """A small size the model must accept, one number per spatial axis of `image_shape`
+    ((H, W, C) or (Z, Y, X, C)): the patch (a number, or one per axis), or the image rounded
+    up, at most 64."""
+    spatial = image_shape[:-1]
     if patch_size:
-        return patch_size, patch_size
+        sizes = (patch_size,) if isinstance(patch_size, int) else tuple(patch_size)
+        return sizes * len(spatial) if len(sizes) == 1 else sizes
     return tuple(
-        min(-(-s // multiple) * multiple, max(multiple, 64 // multiple * multiple))
-        for s in image_shape[:2]
+        min(-(-s // multiple) * multiple, max(multiple, 64 // multiple * multiple)) for s in spatial
     )

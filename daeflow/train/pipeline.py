@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from daeflow.config import patch_shape
 from daeflow.plugin.hyperparams import RANGE_KEY, drawn
 from daeflow.plugin.specs import Range
 from daeflow.train.objectives import SUPERVISED, roles, unit_variance
@@ -54,7 +55,7 @@ def training_dataset(
     indices: np.ndarray,
     batch_size: int,
     seed: int,
-    patch_size: int | None = None,
+    patch_size: int | str | None = None,
     augment: bool = False,
     repeats: int = 1,
     first_epoch: int = 0,
@@ -180,6 +181,21 @@ def _read_group(images):
     return read_tensor
 
 
+def symmetry_count(size, augment: bool) -> int:
+    """How many symmetries a piece of `size` (one number per spatial axis) is drawn from:
+    the flips of each axis, and the transposition of Y and X where they are the same size
+    (never a turn that mixes Z with Y and X: the Z spacing of a volume is usually other)."""
+    if not augment:
+        return 1
+    return 2 ** len(size) * (2 if size[-2] == size[-1] else 1)
+
+
+# Keys of the streams a pool's draws come from: the starts on Y and X and the turns keep
+# the keys they had before volumes, so 2D batches are those of earlier versions.
+START_KEYS = {-2: 0, -1: 1, -3: 4}
+TURN_KEY = 2
+
+
 def _pieces(
     source, seed: int, patch_size, repeats: int, augment: bool, batch_size: int, compiled: bool
 ):
@@ -187,12 +203,13 @@ def _pieces(
     the whole images, shuffled together, each with its own one of the symmetries of its
     shape when `augment`), the pool's `chunks_of` pieces, and `cut_chunk`: one chunk cut,
     turned, noised and padded, as (noisy, clean) scaled to [0, 1] (for noisy images alone:
-    the pieces of each, scaled)."""
+    the pieces of each, scaled). Images (N, Y, X, C) and volumes (N, Z, Y, X, C) alike."""
     import tensorflow as tf
 
-    height, width, channels = source.image_shape
-    size = (patch_size, patch_size) if patch_size else (height, width)
-    symmetries = (8 if size[0] == size[1] else 4) if augment else 1
+    *spatial, channels = source.image_shape
+    dims = len(spatial)
+    size = patch_shape(patch_size, dims) or tuple(spatial)
+    symmetries = symmetry_count(size, augment)
     chunk = chunk_size((*size, channels), batch_size)
     add_noise = _noise(source, seed) if source.noisy is None else None
     as_read = source.clean is None  # noisy images alone: the pieces as read, scaled
@@ -200,23 +217,31 @@ def _pieces(
     scale = np.float32(1.0 / source.data_range)
     base = tf.constant([seed, 0], tf.int64)
     cut = (
-        _patch_cutter(size, (height, width), symmetries, compiled)
+        _patch_cutter(size, tuple(spatial), symmetries, compiled)
         if patch_size
-        else _whole_turner(symmetries)
+        else _whole_turner(symmetries, dims)
     )
+    keys = [START_KEYS[axis - dims] for axis in range(dims)]
 
     def draw(epoch, number, images):
         pool_seed = _fold(base, POOL_KEY, epoch, number)
         count = tf.shape(images[0])[0] * repeats
-        # Piece k of the pool is cut from image mixed[k] // repeats, at (tops[k], lefts[k]),
-        # turned by turns[k]: independent draws, so they need no shuffling of their own.
+        # Piece k of the pool is cut from image mixed[k] // repeats, at starts[k] (one
+        # number per spatial axis), turned by turns[k]: independent draws, so they need
+        # no shuffling of their own.
         mixed = tf.random.experimental.stateless_shuffle(tf.range(count), _fold(pool_seed, 9))
         sources = mixed // repeats
-        tops, lefts, turns = (
-            tf.random.stateless_uniform([count], _fold(pool_seed, key), 0, limit, tf.int32)
-            for key, limit in enumerate((height - size[0] + 1, width - size[1] + 1, symmetries))
+        starts = tf.stack(
+            [
+                tf.random.stateless_uniform([count], _fold(pool_seed, key), 0, limit, tf.int32)
+                for key, limit in zip(keys, np.subtract(spatial, size) + 1, strict=True)
+            ],
+            axis=1,
         )
-        return epoch, number, pool_seed, images, (sources, tops, lefts, turns)
+        turns = tf.random.stateless_uniform(
+            [count], _fold(pool_seed, TURN_KEY), 0, symmetries, tf.int32
+        )
+        return epoch, number, pool_seed, images, (sources, starts, turns)
 
     def chunks_of(epoch, number, pool_seed, images, draws):
         count = tf.cast(tf.shape(draws[0])[0], tf.int64)
@@ -243,73 +268,96 @@ def _pieces(
     return draw, chunks_of, cut_chunk
 
 
+def _turn_offsets(size, image_size, symmetries: int) -> np.ndarray:
+    """(symmetries, *size) int32: the offset in a flattened image of each voxel of each
+    turned patch. Turn k flips spatial axis d where bit d of k is set (axis 0 first) and,
+    where bit `dims` is set, transposes the patch's Y and X."""
+    dims = len(size)
+    strides = [int(np.prod(image_size[d + 1 :])) for d in range(dims)]
+    patterns = []
+    for k in range(symmetries):
+        offsets = np.zeros(size, dtype=np.int64)
+        for d in range(dims):
+            along = np.arange(size[d])
+            along = along[::-1] if k >> d & 1 else along
+            offsets = offsets + (along * strides[d]).reshape(
+                [-1 if a == d else 1 for a in range(dims)]
+            )
+        patterns.append(np.swapaxes(offsets, -1, -2) if k >> dims & 1 else offsets)
+    return np.stack(patterns).astype(np.int32)
+
+
 def _patch_cutter(size, image_size, symmetries: int, compiled: bool = True):
-    """(images, sources, tops, lefts, turns) -> float32 patches: each pixel read through
-    one index into the flattened images, the patch's flip and transposition folded in;
-    compiled by XLA into one pass (1/5 of the CPU time, bench/pipeline.py --stages)."""
+    """(images, sources, starts, turns) -> float32 patches: each pixel (voxel) read
+    through one index into the flattened images, the patch's flips and transposition
+    folded in; compiled by XLA into one pass (1/5 of the CPU time, bench/pipeline.py
+    --stages). `starts`: (pieces, dims), one offset per spatial axis."""
     import tensorflow as tf
 
-    height, width = image_size
-    rows, columns = np.arange(size[0]), np.arange(size[1])
-    patterns = []  # (symmetries, h, w): offsets of each turned patch's pixels
-    for k in range(symmetries):
-        offsets = (rows[::-1] if k & 1 else rows)[:, None] * width
-        offsets = offsets + (columns[::-1] if k & 2 else columns)[None, :]
-        patterns.append(offsets.T if k & 4 else offsets)
-    patterns = tf.constant(np.stack(patterns).astype(np.int32))
+    dims = len(size)
+    strides = [int(np.prod(image_size[d + 1 :])) for d in range(dims)]
+    patterns = tf.constant(_turn_offsets(size, image_size, symmetries))
+    image_voxels, strides = int(np.prod(image_size)), tf.constant(strides, tf.int32)
+    expand = (slice(None), *(None,) * dims)
 
-    def cut(images, sources, tops, lefts, turns):
-        starts = sources * (height * width) + tops * width + lefts
-        index = tf.gather(patterns, turns) + starts[:, None, None]
+    def cut(images, sources, starts, turns):
+        offsets = sources * image_voxels + tf.reduce_sum(starts * strides[None], axis=1)
+        index = tf.gather(patterns, turns) + offsets[expand]
         flat = [tf.reshape(x, [-1, x.shape[-1]]) for x in images]
         return [tf.cast(tf.gather(x, index), tf.float32) for x in flat]
 
     return tf.function(cut, jit_compile=True) if compiled else cut
 
 
-def _whole_turner(symmetries: int):
-    """(images, sources, tops, lefts, turns) -> float32 whole images, each flipped (and
-    transposed, when square) by its own turn."""
+def _whole_turner(symmetries: int, dims: int = 2):
+    """(images, sources, starts, turns) -> float32 whole images (volumes), each flipped
+    (and transposed in Y/X, when they are the same size) by its own turn."""
     import tensorflow as tf
 
     def turn(batch, turns):
         if symmetries == 1:
             return batch
-        for bit, change in ((1, lambda x: tf.reverse(x, [1])), (2, lambda x: tf.reverse(x, [2]))):
-            batch = tf.where((turns & bit != 0)[:, None, None, None], change(batch), batch)
-        if symmetries == 8:
-            moved = tf.transpose(batch, [0, 2, 1, 3])
-            batch = tf.where((turns & 4 != 0)[:, None, None, None], moved, batch)
+        picked = lambda bit: (turns & bit != 0)[(slice(None), *(None,) * (dims + 1))]  # noqa: E731
+        for d in range(dims):
+            batch = tf.where(picked(1 << d), tf.reverse(batch, [d + 1]), batch)
+        if symmetries == 2 ** (dims + 1):
+            order = [*range(dims - 2), dims - 1, dims - 2]  # Y and X swapped
+            moved = tf.transpose(batch, [0, *(a + 1 for a in order), dims + 1])
+            batch = tf.where(picked(1 << dims), moved, batch)
         return batch
 
-    def cut(images, sources, tops, lefts, turns):
+    def cut(images, sources, starts, turns):
         return [turn(tf.cast(tf.gather(x, sources), tf.float32), turns) for x in images]
 
     return cut
 
 
 def _pad(batch, multiple: int):
-    """Height and width padded up to the next multiple, as data.shapes.pad_to_multiple does."""
+    """Every spatial axis padded up to the next multiple, as data.shapes.pad_to_multiple
+    does: reflected where each pad is shorter than its axis, else the edge repeated."""
     import tensorflow as tf
 
     if batch is None:
         return None
-    height, width = tf.shape(batch)[1], tf.shape(batch)[2]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    paddings = [[0, 0], [0, pad_h], [0, pad_w], [0, 0]]
-    reflect = tf.logical_and(pad_h < height, pad_w < width)
+    axes = range(1, batch.shape.rank - 1)
+    sizes = [tf.shape(batch)[a] for a in axes]
+    pads = [-n % multiple for n in sizes]
+    paddings = [[0, 0], *([0, p] for p in pads), [0, 0]]
+    reflect = tf.reduce_all(tf.stack([p < n for p, n in zip(pads, sizes, strict=True)]))
     return tf.cond(
         reflect,
         lambda: tf.pad(batch, paddings, mode="REFLECT"),
-        lambda: _edge_pad(batch, pad_h, pad_w),
+        lambda: _edge_pad(batch, pads),
     )
 
 
-def _edge_pad(batch, pad_h, pad_w):
+def _edge_pad(batch, pads):
     import tensorflow as tf
 
-    rows = tf.concat([batch, tf.repeat(batch[:, -1:], pad_h, axis=1)], axis=1)
-    return tf.concat([rows, tf.repeat(rows[:, :, -1:], pad_w, axis=2)], axis=2)
+    for axis, pad in enumerate(pads, start=1):
+        last = tf.gather(batch, [tf.shape(batch)[axis] - 1], axis=axis)
+        batch = tf.concat([batch, tf.repeat(last, pad, axis=axis)], axis=axis)
+    return batch
 
 
 def _noise(source, seed):
@@ -318,7 +366,8 @@ def _noise(source, seed):
 
     A parameter given as a range is drawn per piece, uniformly, from a stream of its own
     derived from the same seeds (so the noise draws are those of a single value): in the
-    graph a (pieces, 1, 1, 1) tensor, in NumPy one value per piece, applied piece by piece."""
+    graph a (pieces, 1, ..., 1) tensor of the pieces' rank, in NumPy one value per piece,
+    applied piece by piece."""
     import tensorflow as tf
 
     model, params, data_range = source.noise, dict(source.noise_params), source.data_range
@@ -330,7 +379,8 @@ def _noise(source, seed):
             )
 
         def add_ranged(clean, chunk_seed, *numbers):
-            shape = tf.stack([tf.shape(clean)[0], 1, 1, 1])
+            ones = tf.ones([clean.shape.rank - 1], tf.int32)
+            shape = tf.concat([tf.shape(clean)[:1], ones], 0)
             pieces = dict(params)
             for key, (name, given) in enumerate(ranged):
                 pieces[name] = tf.random.stateless_uniform(

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from daeflow import __version__
-from daeflow.config import RunConfig, described_noise
+from daeflow.config import RunConfig, described_noise, patch_shape
 from daeflow.data.digest import sha256_digest
 from daeflow.data.prepare import CLEAN_USE, PreparedData, prepare_data
 from daeflow.data.ranges import RANGE_RULE
+from daeflow.errors import UsageError
 from daeflow.plugin import building, hyperparams
 from daeflow.plugin.registry import get_architecture, get_objective
 from daeflow.track.names import (
@@ -90,6 +91,24 @@ def resolve_objective(train) -> object:
     return spec
 
 
+def check_dims(arch, dims: int) -> None:
+    """Refuse, in one line, data whose spatial dimensions (2 images, 3 volumes) the
+    architecture does not build models for."""
+    supported = getattr(arch, "dims", (2,))
+    if dims in supported:
+        return
+    if dims == 3:
+        raise UsageError(
+            f"Architecture {arch.name!r} builds 2D models only, and the data are 3D volumes "
+            "(N, Z, Y, X, C). Choose an architecture that builds 3D models (see 'daeflow "
+            "archs'), or pass --slices to train it on the volumes' Z planes."
+        )
+    raise UsageError(
+        f"Architecture {arch.name!r} builds {'/'.join(f'{d}D' for d in supported)} models "
+        f"only, and the data are {dims}D. Choose another --arch."
+    )
+
+
 def prepare(
     config: RunConfig, write=print, provided=None, data: PreparedData | None = None
 ) -> PreparedRun:
@@ -108,8 +127,10 @@ def prepare(
         )
         for line in data.lines:
             write(line)
+    dims = data.source.spatial_dims
+    check_dims(arch, dims)
     probe = building.probe_size(
-        data.source.image_shape, arch.size_multiple, config.train.patch_size
+        data.source.image_shape, arch.size_multiple, patch_shape(config.train.patch_size, dims)
     )
     from daeflow.runtime import devices, precision
     from daeflow.runtime.backend import load_keras
@@ -232,6 +253,7 @@ def log_start(prepared: PreparedRun) -> str:
         {
             **config.params(),
             **data.params,
+            "data.spatial_dims": data.source.spatial_dims,
             **prepared.where_params(),
             **_versions(prepared.provided),
         }
