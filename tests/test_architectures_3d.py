@@ -2,6 +2,7 @@
 build Conv3D variants whose declared radius bounds what they see, the 2D models stay as
 they were, and the conformance kit checks each declared dimension."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from daeflow import Architecture
+from daeflow.architectures.layers_nd import layers_for
 from daeflow.cli import app
 from daeflow.errors import UsageError
 from daeflow.plugin.registry import get_architecture
@@ -24,14 +26,15 @@ TINY = {
     "residual_fast": {"depth": 2, "width": 4},
     "unet": {"width": 4, "blocks": 1, "scales": 2},
 }
-# The 2D models' parameter counts (defaults, one channel) before 3D variants existed.
+# The 2D models (defaults, one channel) before 3D variants existed: parameter count, and
+# the SHA-1 of their layers' "name:class" joined by commas (first 12 hex digits).
 PARAMS_2D = {
-    "conv_baseline": 7417,
-    "conv_deep": 777537,
-    "conv_transpose": 12201,
-    "residual": 167185,
-    "residual_fast": 247905,
-    "unet": 1048721,
+    "conv_baseline": (7417, "688b43427ccb"),
+    "conv_deep": (777537, "cba3704d239c"),
+    "conv_transpose": (12201, "6201fc55138d"),
+    "residual": (167185, "a47d3d26152e"),
+    "residual_fast": (247905, "ec93fc32f5f7"),
+    "unet": (1048721, "07f76c984780"),
 }
 
 
@@ -56,10 +59,10 @@ def test_dims_are_checked_where_declared(dims):
 def test_2d_models_keep_their_layers_and_parameter_counts(name):
     spec = get_architecture(name).spec
     model = spec.build((None, None, 1), dict(spec.defaults))
-    assert model.count_params() == PARAMS_2D[name]
-    assert model.layers[0].name == "noisy" and model.name == name
-    kinds = {type(layer).__name__ for layer in model.layers}
-    assert not any("3D" in kind for kind in kinds), kinds
+    layers = ",".join(f"{layer.name}:{type(layer).__name__}" for layer in model.layers)
+    digest = hashlib.sha1(layers.encode()).hexdigest()[:12]
+    assert (model.count_params(), digest) == PARAMS_2D[name], layers
+    assert model.name == name
 
 
 @pytest.mark.parametrize("name", VOLUMETRIC)
@@ -142,6 +145,25 @@ def test_builtins_conform_in_3d(name):
     for check in checks:
         assert any(check in passed for passed in report.passed), (check, report.passed)
     assert not any("pyfunc" in passed for passed in report.passed)  # 2D not asked for
+
+
+def _frozen(input_shape, params):
+    """Declares volumes, builds them, but trains nothing."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape)
+    conv = layers_for(input_shape).Conv(input_shape[-1], 3, padding="same", trainable=False)
+    return keras.Model(inputs, conv(inputs))
+
+
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")
+def test_a_3d_model_that_trains_nothing_fails_the_kit():
+    from tests.test_conformance import register_wrong
+
+    arch = Architecture("frozen_arch", "Frozen.", _frozen, output_range="any", dims=(2, 3))
+    register_wrong("register_architectures", arch, "frozen-plugin")
+    with pytest.raises(ConformanceError, match=r"3D \(8, 16, 16, 1\): a training step changed"):
+        check_architecture("frozen_arch", dims=(3,))
 
 
 def _only_2d(input_shape, params):

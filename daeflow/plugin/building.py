@@ -54,8 +54,8 @@ def _built(provided, params: dict, input_shape: tuple):
     except Exception as exc:
         said = (str(exc).strip().splitlines() or [""])[0]
         raise ArchitectureError(
-            f"The builder of {_blame(provided)} raised {type(exc).__name__} for input_shape "
-            f"{input_shape}: {said}. "
+            f"The builder of {_blame(provided)} raised {type(exc).__name__}: {said} "
+            f"(input_shape {input_shape}). "
             "Report it to the plugin's authors or choose another --arch."
         ) from None
 
