@@ -18,8 +18,9 @@ PARAMS = {"unet": {"width": 8, "blocks": 1}}
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtins_conform(name):
-    """In this process, under each precision; the new-process reload is tested once below."""
-    report = check_architecture(name, PARAMS.get(name), new_process=False)
+    """In this process, under each precision; the new-process reload is tested once below.
+    2D only: test_architectures_3d checks the volumes."""
+    report = check_architecture(name, PARAMS.get(name), new_process=False, dims=(2,))
     assert report.plugin.endswith("(daeflow)")
     checks = ("training lowers the loss", "save/load round trip", "pyfunc reload", "= untiled")
     for check in checks:
@@ -179,11 +180,12 @@ def test_check_arch_cli_reports_each_check_for_each_set():
     assert "meets the daeflow architecture contract" in result.stdout
     checks = [line for line in result.stdout.splitlines() if line.startswith("  ok  ")]
     # Per set: 4 checks for each of 2 shapes, tiling and training once, one per mixed
-    # precision, one fresh-process reload.
-    assert len(checks) == 2 * (2 * 4 + 2 + 2 + 1)
+    # precision, one fresh-process reload; 6 on a volume (residual declares 3D).
+    assert len(checks) == 2 * (2 * 4 + 2 + 2 + 1 + 6)
+    assert sum("volume tiles with margin" in c for c in checks) == 2
     assert sum("mixed_float16: float32 output" in c for c in checks) == 2
     assert sum("MLflow pyfunc reload in a new process" in c for c in checks) == 2
-    assert sum(c.startswith("  ok  depth=4 width=4: no Lambda layer") for c in checks) == 2
+    assert sum(c.startswith("  ok  depth=4 width=4: no Lambda layer") for c in checks) == 3
 
 
 def test_check_arch_refuses_a_bad_set_before_any_check():

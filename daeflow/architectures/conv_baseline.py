@@ -1,17 +1,18 @@
 """conv_baseline: the reference convolutional denoising autoencoder."""
 
 from daeflow import Architecture, HyperParam, hookimpl
+from daeflow.architectures.layers_nd import layers_for
 
 
 def encoder(inputs, f: int, k: int):
-    """Conv f > pool > conv f/2 > pool > conv f/4 (the bottleneck); shared with conv_transpose."""
-    from keras import layers
-
-    x = layers.Conv2D(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
-    x = layers.MaxPooling2D(2, padding="same", name="enc1_pool")(x)
-    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
-    x = layers.MaxPooling2D(2, padding="same", name="enc2_pool")(x)
-    return layers.Conv2D(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
+    """Conv f > pool > conv f/2 > pool > conv f/4 (the bottleneck), in 2D or 3D as the
+    input is; shared with conv_transpose."""
+    nd = layers_for(inputs.shape[1:])
+    x = nd.Conv(f, k, activation="relu", padding="same", name="enc1_conv")(inputs)
+    x = nd.MaxPooling(2, padding="same", name="enc1_pool")(x)
+    x = nd.Conv(f // 2, k, activation="relu", padding="same", name="enc2_conv")(x)
+    x = nd.MaxPooling(2, padding="same", name="enc2_pool")(x)
+    return nd.Conv(f // 4, k, activation="relu", padding="same", name="bottleneck_conv")(x)
 
 
 def pooled(inner: int, before: int, after: int) -> int:
@@ -22,27 +23,29 @@ def pooled(inner: int, before: int, after: int) -> int:
 
 
 def receptive_radius(params) -> int:
-    """Two pooling levels around the bottleneck, one conv before and after each."""
+    """Two pooling levels around the bottleneck, one conv before and after each (the same
+    along every axis, in 2D and 3D)."""
     r = (params["kernel_size"] - 1) // 2
     return pooled(pooled(r, r, r), r, r)
 
 
 def build(input_shape, params):
-    """Conv 32 > pool > conv 16 > pool > conv 8 > up > conv 16 > up > conv C (sigmoid)."""
+    """Conv 32 > pool > conv 16 > pool > conv 8 > up > conv 16 > up > conv C (sigmoid);
+    Conv3D and 3D pools for volumes."""
     import keras
-    from keras import layers
 
     f, k = params["filters"], params["kernel_size"]
+    nd = layers_for(input_shape)
     inputs = keras.Input(shape=input_shape, name="noisy")
     # Encoder
     x = encoder(inputs, f, k)
     # Decoder
-    x = layers.UpSampling2D(2, name="dec1_up")(x)
-    x = layers.Conv2D(f // 2, k, activation="relu", padding="same", name="dec1_conv")(x)
-    x = layers.UpSampling2D(2, name="dec2_up")(x)
-    outputs = layers.Conv2D(
-        input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv"
-    )(x)
+    x = nd.UpSampling(2, name="dec1_up")(x)
+    x = nd.Conv(f // 2, k, activation="relu", padding="same", name="dec1_conv")(x)
+    x = nd.UpSampling(2, name="dec2_up")(x)
+    outputs = nd.Conv(input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv")(
+        x
+    )
     return keras.Model(inputs, outputs, name="conv_baseline")
 
 
@@ -58,6 +61,7 @@ ARCHITECTURE = Architecture(
     hyperparams=HYPERPARAMS,
     size_multiple=4,
     receptive_radius=receptive_radius,
+    dims=(2, 3),
 )
 
 

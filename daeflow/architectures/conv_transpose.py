@@ -2,6 +2,7 @@
 
 from daeflow import Architecture, hookimpl
 from daeflow.architectures.conv_baseline import HYPERPARAMS, encoder
+from daeflow.architectures.layers_nd import layers_for
 
 
 def receptive_radius(params) -> int:
@@ -14,24 +15,23 @@ def receptive_radius(params) -> int:
 
 
 def build(input_shape, params):
-    """Conv 32 > pool > conv 16 > pool > conv 8 > convT 16 (stride 2) > convT 32 > conv C."""
+    """Conv 32 > pool > conv 16 > pool > conv 8 > convT 16 (stride 2) > convT 32 > conv C;
+    Conv3D and Conv3DTranspose for volumes."""
     import keras
-    from keras import layers
 
     f, k = params["filters"], params["kernel_size"]
+    nd = layers_for(input_shape)
     inputs = keras.Input(shape=input_shape, name="noisy")
     # Encoder
     x = encoder(inputs, f, k)
     # Decoder
-    x = layers.Conv2DTranspose(
+    x = nd.ConvTranspose(
         f // 2, k, strides=2, activation="relu", padding="same", name="dec1_convt"
     )(x)
-    x = layers.Conv2DTranspose(
-        f, k, strides=2, activation="relu", padding="same", name="dec2_convt"
-    )(x)
-    outputs = layers.Conv2D(
-        input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv"
-    )(x)
+    x = nd.ConvTranspose(f, k, strides=2, activation="relu", padding="same", name="dec2_convt")(x)
+    outputs = nd.Conv(input_shape[-1], k, activation="sigmoid", padding="same", name="output_conv")(
+        x
+    )
     return keras.Model(inputs, outputs, name="conv_transpose")
 
 
@@ -42,6 +42,7 @@ ARCHITECTURE = Architecture(
     hyperparams=HYPERPARAMS,
     size_multiple=4,
     receptive_radius=receptive_radius,
+    dims=(2, 3),
 )
 
 

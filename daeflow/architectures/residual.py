@@ -1,6 +1,7 @@
 """residual: a DnCNN-style network that predicts the noise and subtracts it from its input."""
 
 from daeflow import Architecture, HyperParam, hookimpl
+from daeflow.architectures.layers_nd import layers_for
 
 
 def dilations(depth: int, widest: int) -> list[int]:
@@ -15,7 +16,8 @@ def receptive_radius(params) -> int:
 
 
 def build(input_shape, params):
-    """Conv-relu, (depth - 2) x conv(-BN)-relu, conv to C channels = noise; out = input - noise."""
+    """Conv-relu, (depth - 2) x conv(-BN)-relu, conv to C channels = noise; out = input - noise
+    (Conv3D for volumes)."""
     import keras
     from keras import layers
 
@@ -26,10 +28,11 @@ def build(input_shape, params):
         params["batch_norm"],
     )
     rates = dilations(depth, params["dilation"])
+    nd = layers_for(input_shape)
     inputs = keras.Input(shape=input_shape, name="noisy")
-    x = layers.Conv2D(width, k, padding="same", activation="relu", name="block1_conv")(inputs)
+    x = nd.Conv(width, k, padding="same", activation="relu", name="block1_conv")(inputs)
     for i in range(2, depth):
-        x = layers.Conv2D(
+        x = nd.Conv(
             width,
             k,
             padding="same",
@@ -40,7 +43,7 @@ def build(input_shape, params):
         if bn:
             x = layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = layers.Activation("relu", name=f"block{i}_relu")(x)
-    noise = layers.Conv2D(input_shape[-1], k, padding="same", name="noise_conv")(x)
+    noise = nd.Conv(input_shape[-1], k, padding="same", name="noise_conv")(x)
     outputs = layers.Subtract(name="denoised")([inputs, noise])
     return keras.Model(inputs, outputs, name="residual")
 
@@ -61,6 +64,7 @@ ARCHITECTURE = Architecture(
     size_multiple=1,
     output_range="any",
     receptive_radius=receptive_radius,
+    dims=(2, 3),
 )
 
 

@@ -1,11 +1,13 @@
 """residual_fast: residual CNN whose body works at half resolution, with a full-resolution skip."""
 
 from daeflow import Architecture, HyperParam, hookimpl
+from daeflow.architectures.layers_nd import layers_for
 
 
 def receptive_radius(params) -> int:
     """Three full-size convs, and `depth` half-size ones between a 2x2 strided conv and a
-    2x2 transposed conv (which together reach one full-size pixel more)."""
+    2x2 transposed conv (which together reach one full-size pixel more); in 3D the same
+    with 2x2x2 ones."""
     r = (params["kernel_size"] - 1) // 2
     return 3 * r + 2 * params["depth"] * r + 1
 
@@ -13,30 +15,31 @@ def receptive_radius(params) -> int:
 def build(input_shape, params):
     """Conv at full size, 2x2 strided conv down, `depth` convs at half size with twice the
     filters (in residual blocks of two if asked), transposed conv up plus the full-size
-    features, one more conv; input - noise."""
+    features, one more conv; input - noise. Volumes: Conv3D, 2x2x2 strided and transposed."""
     import keras
     from keras import layers
 
     width, k, depth = params["width"], params["kernel_size"], params["depth"]
+    nd = layers_for(input_shape)
     blocks = depth // 2 if params["residual_blocks"] else 0
 
     def conv(x, filters, name):
-        return layers.Conv2D(filters, k, padding="same", activation="relu", name=name)(x)
+        return nd.Conv(filters, k, padding="same", activation="relu", name=name)(x)
 
     inputs = keras.Input(shape=input_shape, name="noisy")
     full = conv(inputs, width, "full_conv")
-    x = layers.Conv2D(2 * width, 2, strides=2, activation="relu", name="down_conv")(full)
+    x = nd.Conv(2 * width, 2, strides=2, activation="relu", name="down_conv")(full)
     for i in range(1, depth - 2 * blocks + 1):
         x = conv(x, 2 * width, f"half{i}_conv")
     for i in range(1, blocks + 1):
         y = conv(x, 2 * width, f"block{i}_conv1")
-        y = layers.Conv2D(2 * width, k, padding="same", name=f"block{i}_conv2")(y)
+        y = nd.Conv(2 * width, k, padding="same", name=f"block{i}_conv2")(y)
         added = layers.Add(name=f"block{i}_add")([x, y])
         x = layers.Activation("relu", name=f"block{i}_relu")(added)
-    up = layers.Conv2DTranspose(width, 2, strides=2, name="up_convt")(x)
+    up = nd.ConvTranspose(width, 2, strides=2, name="up_convt")(x)
     x = layers.Activation("relu", name="skip_relu")(layers.Add(name="skip")([up, full]))
     x = conv(x, width, "refine_conv")
-    noise = layers.Conv2D(input_shape[-1], k, padding="same", name="noise_conv")(x)
+    noise = nd.Conv(input_shape[-1], k, padding="same", name="noise_conv")(x)
     outputs = layers.Subtract(name="denoised")([inputs, noise])
     return keras.Model(inputs, outputs, name="residual_fast")
 
@@ -59,6 +62,7 @@ ARCHITECTURE = Architecture(
     size_multiple=2,
     output_range="any",
     receptive_radius=receptive_radius,
+    dims=(2, 3),
 )
 
 

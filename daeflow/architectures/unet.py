@@ -3,6 +3,7 @@ convs up, additive skips, no batch normalisation), optionally behind an FFDNet-s
 pixel-unshuffle head."""
 
 from daeflow import Architecture, HyperParam, hookimpl
+from daeflow.architectures.layers_nd import layers_for
 
 MAX_SCALES = 4
 
@@ -38,15 +39,17 @@ def build(input_shape, params):
     bottom's blocks; per scale up a 2x2 transposed conv, plus the skip, then `blocks`
     residual blocks; a tail conv to C channels = the noise; output = input - noise.
     With `unshuffle` the scales start at half size, between a full-size conv and a 2x2
-    strided conv in front and a transposed conv, the full-size features and a conv behind."""
+    strided conv in front and a transposed conv, the full-size features and a conv behind.
+    Volumes: Conv3D, and 2x2x2 strided and transposed convs between scales."""
     import keras
     from keras import layers
 
     k, blocks, bias = params["kernel_size"], params["blocks"], params["bias"]
+    nd = layers_for(input_shape)
     filters = widths(params)
 
     def conv(x, width, name, **kwargs):
-        return layers.Conv2D(width, k, padding="same", use_bias=bias, name=name, **kwargs)(x)
+        return nd.Conv(width, k, padding="same", use_bias=bias, name=name, **kwargs)(x)
 
     def scale_conv(layer, x, width, name, **kwargs):
         return layer(width, 2, strides=2, use_bias=bias, name=name, **kwargs)(x)
@@ -63,21 +66,21 @@ def build(input_shape, params):
     inputs = keras.Input(shape=input_shape, name="noisy")
     if params["unshuffle"]:
         full = conv(inputs, full_width(params), "head_conv", activation="relu")
-        x = scale_conv(layers.Conv2D, full, filters[0], "head_down", activation="relu")
+        x = scale_conv(nd.Conv, full, filters[0], "head_down", activation="relu")
     else:
         x = conv(inputs, filters[0], "head_conv")
     skips = []
     for s, width in enumerate(filters[:-1]):
         x = residual(x, width, f"down{s + 1}")
         skips.append(x)
-        x = scale_conv(layers.Conv2D, x, filters[s + 1], f"down{s + 1}_conv")
+        x = scale_conv(nd.Conv, x, filters[s + 1], f"down{s + 1}_conv")
     x = residual(x, filters[-1], "bottom")
     for s in reversed(range(len(filters) - 1)):
-        x = scale_conv(layers.Conv2DTranspose, x, filters[s], f"up{s + 1}_convt")
+        x = scale_conv(nd.ConvTranspose, x, filters[s], f"up{s + 1}_convt")
         x = layers.Add(name=f"up{s + 1}_skip")([x, skips[s]])
         x = residual(x, filters[s], f"up{s + 1}")
     if params["unshuffle"]:
-        x = scale_conv(layers.Conv2DTranspose, x, full_width(params), "tail_up")
+        x = scale_conv(nd.ConvTranspose, x, full_width(params), "tail_up")
         x = layers.Activation("relu", name="tail_relu")(layers.Add(name="tail_skip")([x, full]))
         x = conv(x, full_width(params), "tail_refine", activation="relu")
     noise = conv(x, input_shape[-1], "tail_conv")
@@ -110,6 +113,7 @@ ARCHITECTURE = Architecture(
     size_multiple=2**MAX_SCALES,
     output_range="any",
     receptive_radius=receptive_radius,
+    dims=(2, 3),
 )
 
 

@@ -58,6 +58,7 @@ def _arch_rows() -> list[dict]:
         all_architectures(),
         lambda spec: {
             "size_multiple": spec.size_multiple,
+            "dims": list(spec.dims),
             "hyperparams": _declared(spec.hyperparams),
         },
     )
@@ -101,14 +102,16 @@ def _print_rows(rows: list[dict], declared: str, extra: list[str], title: str) -
 @app.command(rich_help_panel="Plugins")
 @guarded
 def archs(as_json: Json = False):
-    """List the architectures you can pass to --arch, with their hyperparameters."""
+    """List the architectures you can pass to --arch, with the data each builds networks for
+    (2D images, 3D volumes) and their hyperparameters."""
     rows = _arch_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         row["hyperparameters"] = row.pop("hyperparams", [])
-    _print_rows(rows, "hyperparameters", [], "Architectures")
+        row["builds"] = ", ".join(f"{d}D" for d in row.get("dims", []))
+    _print_rows(rows, "hyperparameters", ["builds"], "Architectures")
 
 
 @app.command(rich_help_panel="Plugins")

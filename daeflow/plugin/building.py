@@ -13,15 +13,18 @@ def _blame(provided) -> str:
 def build_checked(
     provided, params: dict, channels: int, probe_size: tuple[int, ...], policy: str = "float32"
 ):
-    """Build with open spatial sizes in the Keras dtype `policy` (the output float32), 2D
-    or 3D as `probe_size` has two or three numbers, then check that one forward pass keeps
-    the input shape."""
+    """Build with open spatial sizes in the Keras dtype `policy` (the output float32), then
+    check that one forward pass keeps the input shape. `probe_size` is (height, width) for
+    a 2D network, (depth, height, width) for a 3D one; an architecture that does not declare
+    that many dimensions is refused in one line."""
+    from daeflow.plugin.specs import require_dims
     from daeflow.runtime import precision
     from daeflow.runtime.backend import load_keras
 
+    require_dims(provided.spec, len(probe_size))
     keras = load_keras()
     with precision.policy(policy):
-        model = _built(provided, params, (*(None for _ in probe_size), channels))
+        model = _built(provided, params, (None,) * len(probe_size) + (channels,))
         if isinstance(model, keras.Model):
             model = precision.with_float32_output(model)
     if not isinstance(model, keras.Model):
@@ -49,20 +52,27 @@ def _built(provided, params: dict, input_shape: tuple):
     try:
         return provided.spec.build(input_shape, dict(params))
     except Exception as exc:
+        said = (str(exc).strip().splitlines() or [""])[0]
         raise ArchitectureError(
-            f"The builder of {_blame(provided)} raised {type(exc).__name__}: {exc}. "
+            f"The builder of {_blame(provided)} raised {type(exc).__name__}: {said} "
+            f"(input_shape {input_shape}). "
             "Report it to the plugin's authors or choose another --arch."
         ) from None
 
 
-def probe_size(image_shape, multiple: int, patch_size=None) -> tuple[int, ...]:
-    """A small size the model must accept, one number per spatial axis of `image_shape`
-    ((H, W, C) or (Z, Y, X, C)): the patch (a number, or one per axis), or the image rounded
-    up, at most 64."""
-    spatial = image_shape[:-1]
+def probe_size(
+    image_shape, multiple: int, patch_size: int | tuple[int, ...] | None = None
+) -> tuple[int, ...]:
+    """A small size the model must accept, one per spatial axis of `image_shape` (its sizes
+    then channels: (H, W, C) or (Z, Y, X, C)): the patch (one size for every axis, or one per
+    axis), or the image rounded up, at most 64."""
+    spatial = tuple(image_shape[:-1])
+    if isinstance(patch_size, tuple | list) and len(patch_size) > 1:
+        return tuple(patch_size)
+    if isinstance(patch_size, tuple | list):
+        patch_size = patch_size[0]
     if patch_size:
-        sizes = (patch_size,) if isinstance(patch_size, int) else tuple(patch_size)
-        return sizes * len(spatial) if len(sizes) == 1 else sizes
+        return (patch_size,) * len(spatial)
     return tuple(
         min(-(-s // multiple) * multiple, max(multiple, 64 // multiple * multiple)) for s in spatial
     )

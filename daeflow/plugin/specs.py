@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from daeflow.errors import UsageError
 from daeflow.runtime.tiles import margin_for
 
 PARAM_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 OUTPUT_RANGES = ("unit", "any")
+SPATIAL_DIMS = (2, 3)  # images (N, Y, X, C) and volumes (N, Z, Y, X, C)
 
 
 def _is_type(value: Any, type_name: str) -> bool:
@@ -160,13 +162,16 @@ def _check_name(kind: str, name: Any) -> None:
 class Architecture:
     """A denoising architecture: a name, a builder and what it declares about itself.
 
-    `build(input_shape, params)` gets `(height, width, channels)` (height and width
-    may be None) and a dict holding every declared hyperparameter, and returns an
-    uncompiled `keras.Model` whose output shape equals its input shape.
-    `size_multiple` is what input height and width must be a multiple of.
+    `build(input_shape, params)` gets `(height, width, channels)` for images, or
+    `(depth, height, width, channels)` for volumes (the spatial sizes may be None), and a
+    dict holding every declared hyperparameter, and returns an uncompiled `keras.Model`
+    whose output shape equals its input shape (Conv2D layers for images, Conv3D for volumes).
+    `dims` are the numbers of spatial dimensions it builds: (2,) images only, (2, 3) also
+    volumes. `size_multiple` is what every spatial size must be a multiple of.
     `output_range` is "unit" when outputs lie in [0, 1] (sigmoid) or "any".
     `receptive_radius(params)`, optional, says how far, in input pixels, an output pixel
-    can see with these params (an upper bound); tiles get at least this much context.
+    can see with these params (an upper bound, the same along every axis); tiles get at
+    least this much context.
     """
 
     name: str
@@ -177,12 +182,26 @@ class Architecture:
     output_range: str = "unit"
     channels: tuple[int, ...] | None = None
     receptive_radius: Callable[[dict], int] | None = None
+    dims: tuple[int, ...] = (2,)
 
     def __post_init__(self):
         _check_name("Architecture", self.name)
         owner = f"Architecture {self.name!r}"
         if not callable(self.build):
             raise ValueError(f"{owner}: build must be callable. Received: build={self.build!r}")
+        dims = tuple(self.dims) if isinstance(self.dims, list) else self.dims
+        if not (
+            isinstance(dims, tuple)
+            and dims
+            and all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
+            and set(dims) <= set(SPATIAL_DIMS)
+            and len(set(dims)) == len(dims)
+        ):
+            raise ValueError(
+                f"{owner}: dims must be a non-empty tuple of 2 and/or 3 (the spatial "
+                f"dimensions it builds). Received: dims={self.dims!r}"
+            )
+        object.__setattr__(self, "dims", tuple(sorted(dims)))
         _check_optional_callable(owner, "receptive_radius", self.receptive_radius)
         object.__setattr__(self, "hyperparams", _check_params(owner, self.hyperparams))
         multiple = self.size_multiple
@@ -220,6 +239,32 @@ class Architecture:
     def tile_margin(self, params: dict) -> int:
         """The context tiles need with these (resolved) params: `margin_for` the radius."""
         return margin_for(self.radius(params))
+
+
+DIMS_WORDS = {2: "2D images", 3: "volumes (axes with Z)"}
+
+
+def require_dims(arch: Architecture, dims: int, others: list[str] | None = None) -> None:
+    """Refuse, in one line (UsageError, exit 2), to build `arch` for data of `dims` spatial
+    dimensions (2 or 3) that it does not declare. `others` are the architectures that build
+    such data (by default every registered one that does)."""
+    if dims in arch.dims:
+        return
+    if others is None:
+        from daeflow.plugin.registry import all_architectures
+
+        others = sorted(
+            name
+            for name, provided in all_architectures().items()
+            if len(provided) == 1 and dims in provided[0].spec.dims
+        )
+    built = " and ".join(f"{d}D" for d in arch.dims)
+    choose = f"choose one of {', '.join(others)}" if others else "no installed architecture fits"
+    hint = ", or pass --slices to train a 2D model on the planes" if dims == 3 else ""
+    raise UsageError(
+        f"Architecture {arch.name!r} builds {built} networks only; for "
+        f"{DIMS_WORDS.get(dims, f'{dims}D data')} {choose}{hint}."
+    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ untiled output (when the architecture declares one), that a few training steps l
 loss and that the model built under each mixed-precision policy outputs float32 and
 reloads from its float32 save; then that every set's model, saved as daeflow logs it,
 reloads through `mlflow.pyfunc.load_model` in one fresh Python process and predicts the same.
+For an architecture that declares 3D (`dims`), the same for a small volume of each set: it
+builds for (depth, height, width, channels) and keeps the shape, outputs suit the range, no
+Lambda layer, the save/load round trip, a training step that changes the weights with a
+finite loss, and for each axis in turn a volume of 3 tiles along it denoised tile by tile
+with the declared radius as margin equals the untiled output.
 
 For a training objective (`check_objective`), for each set of parameters and for grayscale
 and colour pieces of the images its data kind names: `batch`, traced as the input pipeline
@@ -71,6 +76,26 @@ def _batch(shape, seed=0):
     clean = 0.5 + 0.3 * np.sin(2 * np.pi * (xx + yy))[None, ..., None] * rng.uniform(
         0.5, 1, (4, 1, 1, 1)
     )
+    clean = np.repeat(clean, channels, axis=-1).astype(np.float32)
+    noisy = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    return noisy, clean
+
+
+def _volume_shape(arch) -> tuple[int, int, int, int]:
+    """A small volume the architecture must take: depth a multiple of size_multiple of at
+    least 8, height and width twice that, one channel (or the first it declares)."""
+    m = arch.size_multiple
+    depth = m * -(-8 // m)
+    return depth, 2 * depth, 2 * depth, (arch.channels or (1,))[0]
+
+
+def _volume_batch(shape, pieces=2, seed=0):
+    """`pieces` smooth (depth, height, width, channels) volumes and noisy copies."""
+    rng = np.random.default_rng(seed)
+    *spatial, channels = shape
+    zz, yy, xx = np.meshgrid(*(np.arange(s) / max(spatial) for s in spatial), indexing="ij")
+    wave = np.sin(2 * np.pi * (xx + yy + 0.5 * zz))[None, ..., None]
+    clean = 0.5 + 0.3 * wave * rng.uniform(0.5, 1, (pieces, 1, 1, 1, 1))
     clean = np.repeat(clean, channels, axis=-1).astype(np.float32)
     noisy = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
     return noisy, clean
@@ -159,13 +184,9 @@ def _check_tiling(provided, model, values, channels, where) -> int | None:
     from daeflow.infer.tiling import denoise_image, predict
 
     arch = provided.spec
-    radius = arch.radius(values)
+    radius = _declared_radius(arch, values, where)
     if radius is None:
         return None
-    if not isinstance(radius, int) or isinstance(radius, bool) or radius < 0:
-        raise ConformanceError(
-            f"{where}: receptive_radius must return an int >= 0. Received: {radius!r}"
-        )
     multiple = arch.size_multiple
     core = (-(-radius // multiple) + 1) * multiple  # a multiple, wider than the margin
     image = _batch((3 * core, 3 * core, channels))[0][0]
@@ -182,6 +203,99 @@ def _check_tiling(provided, model, values, channels, where) -> int | None:
             "far, in input pixels, an output pixel sees."
         )
     return radius
+
+
+def _check_volume_tiling(provided, model, values, channels, where) -> int | None:
+    """For each axis in turn, a volume of 3 tiles along that axis (one size multiple across
+    the others), all weights drawn at random, denoised tile by tile with the declared radius
+    as margin equals the untiled output. Returns the radius."""
+    from daeflow.infer.tiling import denoise_image
+
+    radius = _declared_radius(provided.spec, values, where)
+    if radius is None:
+        return None
+    multiple = provided.spec.size_multiple
+    core = (-(-radius // multiple) + 1) * multiple  # a multiple, wider than the margin
+    built = model.get_weights()
+    randomise_weights(model)
+    try:
+        for axis, name in enumerate(("depth", "height", "width")):
+            shape = [multiple] * 3 + [channels]
+            shape[axis] = 3 * core
+            volume = _volume_batch(tuple(shape), pieces=1)[0][0]
+            untiled = np.asarray(model(volume[None], training=False))[0]
+            tiled = denoise_image(model, volume, core, radius, multiple)
+            gap = float(np.max(np.abs(tiled - untiled)))
+            if gap > TILING_TOLERANCE * max(1.0, float(np.max(np.abs(untiled)))):
+                raise ConformanceError(
+                    f"{where}: the declared receptive radius {radius} is too small along the "
+                    f"{name}: tiles of a volume with it as margin differ from the untiled "
+                    f"output by {gap:.3g}. Return an upper bound of how far, in voxels along "
+                    "any axis, an output voxel sees."
+                )
+    finally:
+        model.set_weights(built)
+    return radius
+
+
+def _declared_radius(arch, values, where) -> int | None:
+    radius = arch.radius(values)
+    if radius is not None and (
+        not isinstance(radius, int) or isinstance(radius, bool) or radius < 0
+    ):
+        raise ConformanceError(
+            f"{where}: receptive_radius must return an int >= 0. Received: {radius!r}"
+        )
+    return radius
+
+
+def _check_training_step(model, noisy, clean, where):
+    """One training step on a batch gives a finite loss and changes the weights."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = float(model.train_on_batch(noisy, clean))
+    if not np.isfinite(loss):
+        raise ConformanceError(f"{where}: a training step gave the loss {loss}.")
+    after = [np.asarray(w) for w in model.trainable_weights]
+    if not any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)):
+        raise ConformanceError(
+            f"{where}: a training step changed no weight. Check that the output depends on "
+            "trainable weights."
+        )
+
+
+def _check_volumes(provided, values, label, report) -> None:
+    """The checks of one set on a small volume: builds for 3D and keeps the shape, range,
+    no Lambda, save/load round trip, tiling along each axis, one training step."""
+    from daeflow.plugin.building import build_checked
+
+    arch, shape = provided.spec, _volume_shape(provided.spec)
+    where = f"Architecture {arch.name!r} from plugin {report.plugin}, {label}, 3D {shape}"
+    try:
+        model = build_checked(provided, values, shape[-1], shape[:3])
+    except ArchitectureError as exc:
+        raise ConformanceError(f"{where}: {exc}") from None
+    noisy, clean = _volume_batch(shape)
+    output = np.asarray(model(noisy, training=False))
+    if output.shape != noisy.shape:
+        raise ConformanceError(
+            f"{where}: the model maps volumes of shape {noisy.shape} to {output.shape}; a "
+            "denoiser must keep the input shape."
+        )
+    report.passed.append(f"{label}: builds in 3D and keeps shape {shape}")
+    _check_range(arch, output, where)
+    report.passed.append(f"{label}: output range '{arch.output_range}' 3D {shape}")
+    _check_no_lambda(model, where)
+    report.passed.append(f"{label}: no Lambda layer 3D {shape}")
+    _check_round_trip(model, noisy, where)
+    report.passed.append(f"{label}: .keras save/load round trip 3D {shape}")
+    radius = _check_volume_tiling(provided, model, values, shape[-1], where)
+    if radius is not None:
+        report.passed.append(f"{label}: volume tiles with margin {radius} = untiled, every axis")
+    _check_training_step(model, noisy, clean, where)
+    report.passed.append(f"{label}: a training step on volumes {shape}")
 
 
 def _check_pyfunc_reloads(jobs: list, provided, new_process: bool = True) -> None:
@@ -273,12 +387,15 @@ def check_architecture(
     param_sets: list[dict] | None = None,
     policies: tuple[str, ...] = MIXED_POLICIES,
     new_process: bool = True,
+    dims: tuple[int, ...] | None = None,
 ) -> Report:
     """Run every check for each hyperparameter set; the first failure raises ConformanceError.
 
     `params` is one set (default: the declared defaults); `param_sets` several. The model is
     also built and reloaded under each mixed-precision policy in `policies`. With
     `new_process=False` the logged model is reloaded through mlflow.pyfunc in this process.
+    `dims` the spatial dimensions checked (default: every one the architecture declares);
+    volumes get the checks `_check_volumes` lists.
     """
     from daeflow.plugin.building import build_checked
     from daeflow.plugin.hyperparams import resolve
@@ -291,12 +408,19 @@ def check_architecture(
     )
     arch = provided.spec
     report = Report(arch.name, f"{provided.plugin.name} ({provided.plugin.distribution})")
+    dims = arch.dims if dims is None else dims
+    undeclared = sorted(set(dims) - set(arch.dims))
+    if undeclared:
+        raise ConformanceError(
+            f"Architecture {arch.name!r} from plugin {report.plugin} declares dims={arch.dims}, "
+            f"not {undeclared[0]}."
+        )
     sets = param_sets or [params or {}]
     resolved = [resolve(arch.hyperparams, given, f"Architecture {arch.name!r}") for given in sets]
     reloads, how = [], "in a new process" if new_process else "in this process"
     for given, values in zip(sets, resolved, strict=True):
         label = " ".join(f"{k}={v}" for k, v in given.items()) or "defaults"
-        for number, shape in enumerate(_shapes(arch)):
+        for number, shape in enumerate(_shapes(arch) if 2 in dims else []):
             where = f"Architecture {arch.name!r} from plugin {report.plugin}, {label}, {shape}"
             try:
                 model = build_checked(provided, values, shape[-1], shape[:2])
@@ -323,8 +447,11 @@ def check_architecture(
                 report.passed.append(f"{label}: {policy}: float32 output, saved in float32")
             passed = f"{label}: MLflow pyfunc reload {how} {shape}"
             reloads.append((model, noisy, where, values, passed))
+        if 3 in dims:
+            _check_volumes(provided, values, label, report)
     # Last, the slowest check: every set's model in one new Python process (seconds).
-    _check_pyfunc_reloads([job[:4] for job in reloads], provided, new_process)
+    if reloads:
+        _check_pyfunc_reloads([job[:4] for job in reloads], provided, new_process)
     report.passed += [job[4] for job in reloads]
     return report
 
