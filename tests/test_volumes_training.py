@@ -305,15 +305,6 @@ def test_sizes_and_slices_that_do_not_fit_the_data_are_refused_in_one_line(
     one_error_line(result, 2, *fragments)
 
 
-def test_an_architecture_without_3d_is_refused_for_volumes_in_one_line():
-    from daeflow.workflow.run import check_dims
-
-    check_dims(SimpleNamespace(name="flat"), 2)
-    check_dims(SimpleNamespace(name="deep", dims=(2, 3)), 3)
-    with pytest.raises(UsageError, match="'flat' builds 2D models only.*--slices"):
-        check_dims(SimpleNamespace(name="flat"), 3)
-
-
 def test_slices_view_volumes_as_their_planes_without_reading(tmp_path):
     data = volumes(n=3, depth=5)
     np.save(tmp_path / "v.npy", data)
@@ -382,10 +373,6 @@ def test_slices_train_a_2d_model_on_the_planes_of_volumes(tmp_path, tracking_uri
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs 3D architectures (Architecture.dims) and 3D evaluation, built separately",
-)
 def test_run_trains_a_3d_model_end_to_end_on_volumes(tmp_path, tracking_uri):
     import mlflow
 

@@ -98,7 +98,7 @@ def denoise(
     )
     typer.echo(
         f"Denoised {done.shape} {done.dtype} (data range {done.data_range:g}) in "
-        f"{done.seconds:.1f} s, {done.megapixels_per_second:.2f} megapixels/s -> {done.output}"
+        f"{done.seconds:.1f} s, {done.megapixels_per_second:.2f} mega{done.unit}/s -> {done.output}"
     )
 
 

@@ -45,7 +45,13 @@ def parse_axes(text: str | None) -> str | None:
 
 def canonical_axes(axes: str) -> str:
     """The canonical axes of a file's axes, without N: 'YXC' for images, 'ZYXC' for volumes."""
-    return ("Z" if "Z" in axes else "") + "YXC"
+    return axes_of_dims(spatial_dims(axes))
+
+
+def axes_of_dims(dims: int) -> str:
+    """The canonical axes of data with `dims` spatial dimensions, without N: what a model's
+    metadata `axes` says."""
+    return "ZYXC" if dims == 3 else "YXC"
 
 
 def spatial_dims(axes: str) -> int:

@@ -16,7 +16,7 @@ from daeflow.data.checks import (
 )
 from daeflow.data.image_folders import check_same_names
 from daeflow.data.pairs import PairSource
-from daeflow.data.planes import as_planes, volume_groups
+from daeflow.data.planes import as_planes, as_slabs, slab_count, volume_groups
 from daeflow.data.ranges import RANGE_PARAM, RANGE_RULE, given_range
 from daeflow.data.splits import Split, split_indices
 from daeflow.errors import DataError, UsageError
@@ -25,6 +25,7 @@ from daeflow.plugin.specs import OBJECTIVE_DATA, Range
 
 CLEAN_USE = "data.clean_use"  # the param saying what clean images a run used, and for what
 CLEAN_TARGETS = "training targets"  # its value for supervised training
+SLABS_PARAM = "data.slabs"  # Z slabs each volume was cut into, so that they split
 
 
 @dataclass
@@ -53,6 +54,7 @@ class PreparedData:
     noise_profile: dict = field(default_factory=dict)  # noise level and clipping of the pairs
     digests: dict = field(default_factory=dict)  # SHA-256 per role, once computed
     targets_note: str | None = None  # the line saying that the test targets look noisy
+    slabs_note: str | None = None  # the line saying that volumes were cut into slabs
 
     @property
     def source(self) -> PairSource:
@@ -61,7 +63,8 @@ class PreparedData:
     @property
     def lines(self) -> list[str]:
         """What to tell the user about the data before any work: the range, noisy targets."""
-        return [self.range_note, *([self.targets_note] if self.targets_note else [])]
+        notes = (self.slabs_note, self.targets_note)
+        return [self.range_note, *(note for note in notes if note)]
 
 
 def _load_pair(options: DataOptions, path: str | None, what: str, synthetic: bool = True):
@@ -236,8 +239,7 @@ def prepare_data(
     else:
         clean, noisy = _demo_pair(seed)
     clean, noisy, chosen = validated_pair(clean, noisy, options.data_range or logged_range)
-    depth = clean.shape[1] if options.slices else None
-    clean, noisy = _sliced(options, clean, noisy)
+    (clean, noisy), depth, slabs = _as_trained(options, arch, patch_size, clean, noisy)
     chosen = _kept_range(chosen, options, logged_range)
     data_range = chosen.value
     noise, noise_params = _noise(options)
@@ -259,13 +261,13 @@ def prepare_data(
         split = _split(options, len(clean), seed, depth)
         subsets = [Subset(main, split.train), Subset(main, split.val), Subset(main, split.test)]
     train, val, test = subsets
-    params = _params(clean, chosen, (train, val, test), CLEAN_TARGETS)
+    params = _params(clean, chosen, (train, val, test), CLEAN_TARGETS, slabs)
     # Everything that reads the data to check or describe it ends before a run starts.
     summary = profile.noise_profile(main, seed)
     scored = summary if test.source is main else profile.noise_profile(test.source, seed)
     return PreparedData(
         train, val, test, data_range, chosen.line, split, params, pairs, summary,
-        targets_note=profile.noisy_targets(scored),
+        targets_note=profile.noisy_targets(scored), slabs_note=_slabs_note(slabs, clean),
     )  # fmt: skip
 
 
@@ -280,6 +282,28 @@ def _split(options: DataOptions, n: int, seed: int, depth: int | None = None) ->
     return split_indices(n, options.val_fraction, options.test_fraction, seed, groups)
 
 
+def _as_trained(options: DataOptions, arch, patch_size, *arrays):
+    """The arrays as they train (None stays None), the planes per volume with --slices
+    (None without), and the Z slabs each volume was cut into (1: none).
+
+    Volumes too few to split into train, validation and test (one stack, typically) are
+    cut into slabs along Z, each at least a patch (and a size multiple) deep, as many as
+    give about ten in all; with --slices, the planes of a slab then stay in one split.
+    """
+    first, slabs = arrays[0], 1
+    if len(first.shape) == 5 and not (options.val_data or options.test_data):
+        sizes = patch_shape(patch_size, 3) or (0,)
+        multiple = 1 if options.slices else arch.size_multiple
+        least = max(sizes[0], multiple)
+        slabs = slab_count(
+            len(first), first.shape[1], least, options.val_fraction, options.test_fraction
+        )
+        if slabs > 1:
+            arrays = tuple(None if a is None else as_slabs(a, slabs, multiple) for a in arrays)
+    depth = arrays[0].shape[1] if options.slices else None
+    return _sliced(options, *arrays), depth, slabs
+
+
 def _sliced(options: DataOptions, *arrays):
     """The arrays as they train: volumes as their Z planes with --slices (None stays None)."""
     if not options.slices:
@@ -287,10 +311,23 @@ def _sliced(options: DataOptions, *arrays):
     return tuple(None if a is None else as_planes(a) for a in arrays)
 
 
-def _params(images, chosen, subsets, clean_use: str) -> dict:
-    """What a run logs about its data: shape, dtype, range, split sizes, clean images' use."""
+def _slabs_note(slabs: int, images) -> str | None:
+    """The line telling the user that each volume was cut into slabs, and how thick."""
+    if slabs == 1:
+        return None
+    depth = images.shape[1] if len(images.shape) == 5 else "its"
+    return (
+        f"Each volume is cut into {slabs} slabs of {depth} planes along Z (logged as "
+        f"{SLABS_PARAM}): too few volumes to split into train, validation and test whole."
+    )
+
+
+def _params(images, chosen, subsets, clean_use: str, slabs: int = 1) -> dict:
+    """What a run logs about its data: shape, dtype, range, split sizes, clean images' use
+    (and the Z slabs each volume was cut into, where it was)."""
     train, val, test = subsets
     return {
+        **({SLABS_PARAM: slabs} if slabs > 1 else {}),
         "data.shape": str(images.shape),
         "data.dtype": str(images.dtype),
         AXES_PARAM: logged_axes(images),
@@ -317,8 +354,7 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
     second = "noisy2" in OBJECTIVE_DATA[objective.data]
     noisy, noisy2 = _load_noisy(options, second)
     noisy, noisy2, chosen = validated_noisy(noisy, noisy2, options.data_range or logged_range)
-    depth = noisy.shape[1] if options.slices else None
-    noisy, noisy2 = _sliced(options, noisy, noisy2)
+    (noisy, noisy2), depth, slabs = _as_trained(options, arch, patch_size, noisy, noisy2)
     chosen = _kept_range(chosen, options, logged_range)
     data_range = chosen.value
     noise, noise_params = _noise(options)
@@ -354,11 +390,12 @@ def _prepare_noisy(options, arch, seed, patch_size, logged_range, objective) -> 
         test = Subset(main, split.test)
     train, val = Subset(main, split.train), Subset(main, split.val)
     clean_use = "test scores only" if test.source.has_clean else "none"
-    params = _params(noisy, chosen, (train, val, test), clean_use)
+    params = _params(noisy, chosen, (train, val, test), clean_use, slabs)
     scored = profile.noise_profile(test.source, seed) if test.source.has_clean else {}
     return PreparedData(
         train, val, test, data_range, chosen.line, split, params, pairs, {},
         targets_note=profile.noisy_targets(scored) if scored else None,
+        slabs_note=_slabs_note(slabs, noisy),
     )  # fmt: skip
 
 

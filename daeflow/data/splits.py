@@ -47,6 +47,12 @@ def _count(fraction: float, n: int) -> int:
     return max(1, math.ceil(round(fraction * n, 9)))
 
 
+def splittable(units: int, val_fraction: float, test_fraction: float) -> bool:
+    """Whether `units` images (or groups) leave at least one to train after the held-out
+    test and validation ones (each at least one)."""
+    return units >= 3 and _count(test_fraction, units) + _count(val_fraction, units) < units
+
+
 def split_indices(
     n: int, val_fraction: float, test_fraction: float, seed: int, groups=None
 ) -> Split:
@@ -67,7 +73,7 @@ def split_indices(
             )
     units = len(np.unique(groups)) if groups is not None else n
     n_test, n_val = _count(test_fraction, units), _count(val_fraction, units)
-    if units < 3 or n_test + n_val >= units:
+    if not splittable(units, val_fraction, test_fraction):
         what = f"{n} images in {units} groups" if groups is not None else f"{n} images"
         raise DataError(
             f"{what} are too few to split into train, validation and test with "

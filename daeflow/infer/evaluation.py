@@ -107,9 +107,13 @@ def _score_tiled(model, source, index: int, multiple: int, margin: int) -> tuple
     return result[0], result[1]
 
 
-def inference_ms(run, channels: int, size: int, repeats: int = 5, warm_up: bool = True) -> float:
-    """Median milliseconds of `run` on one size x size image (after a warm-up call)."""
-    image = np.random.default_rng(0).uniform(0, 1, (1, size, size, channels)).astype(np.float32)
+def inference_ms(
+    run, channels: int, size: int, repeats: int = 5, warm_up: bool = True, dims: int = 2
+) -> float:
+    """Median milliseconds of `run` on one size x size image (a size^3 volume for `dims`
+    3), after a warm-up call."""
+    shape = (1, *(size,) * dims, channels)
+    image = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
     if warm_up:
         run(image)
     timings = []

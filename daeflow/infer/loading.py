@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from daeflow.data.axes import axes_of_dims
 from daeflow.errors import ModelLoadError
 from daeflow.runtime.backend import load_keras_file
 from daeflow.runtime.tiles import MARGIN
@@ -40,19 +41,13 @@ class Denoiser:
         if not self.spatial_dims:
             self.spatial_dims = spatial_dims_of(self.model)
         if not self.axes:
-            self.axes = default_axes(self.spatial_dims)
+            self.axes = axes_of_dims(self.spatial_dims)
 
 
 def spatial_dims_of(model) -> int:
     """The spatial dimensions a Keras model takes: 2 for (N, H, W, C), 3 for (N, D, H, W, C)."""
     shape = getattr(model, "input_shape", None)
     return len(shape) - 2 if shape is not None and len(shape) >= 4 else 2
-
-
-def default_axes(spatial_dims: int) -> str:
-    """The canonical axes of one input of a model of `spatial_dims` (models logged before
-    axes were stored: YXC)."""
-    return "ZYXC" if spatial_dims == 3 else "YXC"
 
 
 def load_denoiser(uri: str) -> Denoiser:

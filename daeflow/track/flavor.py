@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from daeflow.data.axes import axes_of_dims
 from daeflow.errors import ModelLoadError
 from daeflow.runtime.backend import load_keras_file, walk_layers
 from daeflow.runtime.tiles import TILE, margin_for
@@ -181,7 +182,7 @@ def _model_kwargs(
             "channels": int(model.input_shape[-1]),
             "tile_margin": margin_for(metadata.get("receptive_radius")),
             "spatial_dims": dims,
-            "axes": axes or ("ZYXC" if dims == 3 else "YXC"),
+            "axes": axes or axes_of_dims(dims),
         },
     }
 

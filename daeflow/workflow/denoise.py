@@ -24,10 +24,13 @@ class DenoiseOutcome:
     seconds: float
     output: Path
 
+    points: int = 0  # pixels (voxels) denoised, channels not counted
+    unit: str = "pixels"  # or "voxels", for volumes
+
     @property
     def megapixels_per_second(self) -> float:
-        channels = self.shape[-1] if len(self.shape) >= 3 else 1
-        return int(np.prod(self.shape)) / channels / 1e6 / max(self.seconds, 1e-9)
+        """Millions of pixels (of voxels, for volumes) per second."""
+        return self.points / 1e6 / max(self.seconds, 1e-9)
 
 
 def needs_store(model_uri: str) -> bool:
@@ -129,4 +132,8 @@ def denoise_file(
     finally:
         remove(temporary)
     seconds = time.perf_counter() - start
-    return DenoiseOutcome(array.shape, str(array.dtype), done.data_range, seconds, output)
+    shape = tuple(opened.array.shape) if opened is not None else array.shape
+    read_as = images_shape(array.shape, denoiser.channels, spatial_dims=denoiser.spatial_dims)
+    unit = "voxels" if len(read_as) == 5 and denoiser.spatial_dims == 3 else "pixels"
+    points = int(np.prod(read_as[:-1]))
+    return DenoiseOutcome(shape, str(array.dtype), done.data_range, seconds, output, points, unit)

@@ -7,12 +7,13 @@ import numpy as np
 
 from daeflow import __version__
 from daeflow.config import RunConfig, described_noise, patch_shape
+from daeflow.data.axes import axes_of_dims
 from daeflow.data.digest import sha256_digest
 from daeflow.data.prepare import CLEAN_USE, PreparedData, prepare_data
 from daeflow.data.ranges import RANGE_RULE
-from daeflow.errors import UsageError
 from daeflow.plugin import building, hyperparams
 from daeflow.plugin.registry import get_architecture, get_objective
+from daeflow.plugin.specs import require_dims
 from daeflow.track.names import (
     TAG_COMMAND,
     TAG_COMMAND_LINE,
@@ -91,24 +92,6 @@ def resolve_objective(train) -> object:
     return spec
 
 
-def check_dims(arch, dims: int) -> None:
-    """Refuse, in one line, data whose spatial dimensions (2 images, 3 volumes) the
-    architecture does not build models for."""
-    supported = getattr(arch, "dims", (2,))
-    if dims in supported:
-        return
-    if dims == 3:
-        raise UsageError(
-            f"Architecture {arch.name!r} builds 2D models only, and the data are 3D volumes "
-            "(N, Z, Y, X, C). Choose an architecture that builds 3D models (see 'daeflow "
-            "archs'), or pass --slices to train it on the volumes' Z planes."
-        )
-    raise UsageError(
-        f"Architecture {arch.name!r} builds {'/'.join(f'{d}D' for d in supported)} models "
-        f"only, and the data are {dims}D. Choose another --arch."
-    )
-
-
 def prepare(
     config: RunConfig, write=print, provided=None, data: PreparedData | None = None
 ) -> PreparedRun:
@@ -128,7 +111,7 @@ def prepare(
         for line in data.lines:
             write(line)
     dims = data.source.spatial_dims
-    check_dims(arch, dims)
+    require_dims(arch, dims)
     probe = building.probe_size(
         data.source.image_shape, arch.size_multiple, patch_shape(config.train.patch_size, dims)
     )
@@ -226,6 +209,8 @@ def model_metadata(prepared: PreparedRun) -> dict:
         "output_range": arch.output_range,
         **({} if radius is None else {"receptive_radius": radius}),  # sets its tile margin
         "trained_with": trained_with(prepared),
+        "spatial_dims": data.source.spatial_dims,
+        "axes": axes_of_dims(data.source.spatial_dims),
     }
 
 
@@ -331,7 +316,8 @@ def _train(prepared, write, checkpoint, state, digest, also, folder: RunFolder) 
     else:
         model = checkpoint.model
     write(
-        f"Training {arch.name} on {len(data.train)} images "
+        f"Training {arch.name} on {len(data.train)} "
+        f"{'volumes' if data.source.spatial_dims == 3 else 'images'} "
         f"(validation {len(data.val)}, test {len(data.test)})"
         + (f", from epoch {state.epoch + 1}." if state.epoch else ".")
     )
@@ -539,7 +525,11 @@ def conclude(prepared: PreparedRun, result, digest: str, render_probes, folder) 
         train_seconds=result.train_seconds,
         train_images_per_second=result.images_per_second,
         **cost_metrics(
-            result.model, data.source.image_shape[-1], multiple, trainable_params(result.model)
+            result.model,
+            data.source.image_shape[-1],
+            multiple,
+            trainable_params(result.model),
+            data.source.spatial_dims,
         ),
     )
     baselines = queries.baselines_for(scored_on(data, config.params(), digest))

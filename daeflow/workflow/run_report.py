@@ -24,6 +24,7 @@ EXAMPLES = "test_examples.npz"
 TABLE = "test_per_image.json"
 WORST = "worst_test_images.png"
 COST_SIZE = 256
+COST_SIZE_3D = 64  # a 64^3 volume: as many voxels as a 512 x 512 image has pixels
 BEST_BUILTIN = "residual_fast"
 BASELINES_THEN = (
     "Baselines: the classical baselines of the same data, test split and data range that "
@@ -163,12 +164,18 @@ def write_test_report(folder, model, test, test_scores, noisy_scores, multiple: 
     return metrics, picture
 
 
-def cost_metrics(model, channels: int, multiple: int, trainable_params: float) -> dict:
-    """Trainable parameters, inference time of one COST_SIZE image, peak memory so far."""
-    size = max(multiple, COST_SIZE // multiple * multiple)
+def cost_metrics(
+    model, channels: int, multiple: int, trainable_params: float, dims: int = 2
+) -> dict:
+    """Trainable parameters, inference time of one COST_SIZE image (of a COST_SIZE_3D cube
+    for a 3D model), peak memory so far."""
+    cost = COST_SIZE_3D if dims == 3 else COST_SIZE
+    size = max(multiple, cost // multiple * multiple)
     return {
         "trainable_params": trainable_params,
-        "inference_ms": inference_ms(lambda x: predict(model, x, multiple), channels, size),
+        "inference_ms": inference_ms(
+            lambda x: predict(model, x, multiple), channels, size, dims=dims
+        ),
         "inference_size": float(size),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
