@@ -160,8 +160,9 @@ def scores(denoised: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
     for out, ref in zip(denoised.astype(np.float64), clean.astype(np.float64), strict=True):
         mse = float(np.mean((out - ref) ** 2))
         psnrs.append(10 * math.log10(DATA_RANGE**2 / max(mse, 1e-12)))
+        planes = zip(out, ref, strict=True)
         ssims.append(
-            np.mean([structural_similarity(o, r, data_range=DATA_RANGE) for o, r in zip(out, ref)])
+            np.mean([structural_similarity(o, r, data_range=DATA_RANGE) for o, r in planes])
         )
     return float(np.mean(psnrs)), float(np.mean(ssims))
 
@@ -181,10 +182,10 @@ def evaluate(args, paths, run, three_d: bool) -> dict:
     clean = tifffile.imread(paths["test", "clean"])
     denoised = tifffile.imread(output).reshape(clean.shape)
     psnr, ssim = scores(denoised, clean)
+    import mlflow
+
     from daeflow.track.names import epoch_metric
     from daeflow.track.names import value as metric
-
-    import mlflow
 
     patch = [int(p) for p in run.data.params.get("train.patch_size", "0").split("x")]
     per_patch = math.prod(patch) if len(patch) > 1 else patch[0] ** 2

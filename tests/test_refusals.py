@@ -77,12 +77,12 @@ def test_missing_file(tracking_uri, good, tmp_path):
     assert_refused(result, tracking_uri, "clean file not found", str(missing))
 
 
-def test_path_is_a_folder(tracking_uri, good, tmp_path):
+def test_a_folder_without_images(tracking_uri, good, tmp_path):
     clean, _ = good
     folder = tmp_path / "noisy.npy.d"
     folder.mkdir()
     result = invoke(tracking_uri, "--clean", clean, "--noisy", folder)
-    assert_refused(result, tracking_uri, "noisy path is a folder", str(folder))
+    assert_refused(result, tracking_uri, str(folder), "holds no .png, .tif, .tiff images")
 
 
 @pytest.mark.skipif(
@@ -125,7 +125,7 @@ def test_wrong_magic(tracking_uri, good, content):
     clean, noisy = good
     noisy.write_bytes(content)
     result = invoke(tracking_uri, "--clean", clean, "--noisy", noisy)
-    assert_refused(result, tracking_uri, f"noisy file {noisy} is not a .npy or .npz file")
+    assert_refused(result, tracking_uri, f"noisy file {noisy} is not a .npy, .npz or TIFF file")
 
 
 def test_npy_of_python_objects(tracking_uri, good):

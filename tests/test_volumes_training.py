@@ -2,7 +2,6 @@
 symmetries, noise and objectives in 3D, --patch-size ZxYxX, --slices, 3D models."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest

@@ -143,7 +143,35 @@ def _numpy_view(array: np.ndarray, axes: str) -> np.ndarray | None:
         return None
 
 
-class LazyArray:
+class LazyBase:
+    """What every lazy array-like of daeflow has besides `shape`, `dtype` and NumPy-style
+    `__getitem__` (a slice on the first axis included): sizes, and `np.asarray`, which reads
+    it all."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        whole = np.asarray(self[slice(None)])
+        return whole if dtype is None else whole.astype(dtype)
+
+
+class LazyArray(LazyBase):
     """An array-like in the canonical layout over a source in its own axis order.
 
     Indexing takes, per canonical axis, an int, a slice or (on the sample axis N only) a
@@ -163,28 +191,9 @@ class LazyArray:
         self._samples = [a for a in SAMPLE_AXES if a in axes]
         self._sample_sizes = [sizes[a] for a in self._samples]
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __repr__(self) -> str:
         source = type(self.source).__name__
         return f"LazyArray({self.shape}, {self.dtype}, axes {self.axes} of a {source})"
-
-    def __array__(self, dtype=None, copy=None):
-        whole = self[...]
-        return whole if dtype is None else whole.astype(dtype)
 
     def _key(self, key) -> list:
         """One key per canonical axis: an int, a range (for a slice) or an int array."""

@@ -6,13 +6,14 @@ import math
 import numpy as np
 
 from daeflow.data.arrays import ImageArray
+from daeflow.data.axes import LazyBase
 from daeflow.data.splits import splittable
 from daeflow.errors import DataError, UsageError
 
 SLAB_UNITS = 10  # slabs wanted in all, so that fractions of 0.1 hold out one each
 
 
-class PlaneView:
+class PlaneView(LazyBase):
     """(N*Z, Y, X, C) over a lazy (N, Z, Y, X, C) array: plane i is plane i % Z of volume
     i // Z, read through the volume array's own __getitem__ (one plane at a time)."""
 
@@ -21,8 +22,7 @@ class PlaneView:
         n, depth, *rest = volumes.shape
         self.depth = depth
         self.shape = (n * depth, *rest)
-        self.dtype = volumes.dtype
-        self.ndim = len(self.shape)
+        self.dtype = np.dtype(volumes.dtype)
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
@@ -61,7 +61,7 @@ def volume_groups(n_volumes: int, depth: int, groups=None) -> np.ndarray:
     return np.repeat(ids, depth)
 
 
-class SlabView:
+class SlabView(LazyBase):
     """(N*K, D, Y, X, C) over an (N, Z, Y, X, C) array: slab i is planes
     (i % K) * D .. + D of volume i // K (the last Z - K * D planes are left out), read
     through the volume array's own __getitem__."""
@@ -71,11 +71,7 @@ class SlabView:
         n, depth, *rest = volumes.shape
         self.depth = depth // slabs
         self.shape = (n * slabs, self.depth, *rest)
-        self.dtype = volumes.dtype
-        self.ndim = len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
+        self.dtype = np.dtype(volumes.dtype)
 
     def __getitem__(self, key):
         key = key if isinstance(key, tuple) else (key,)
