@@ -109,6 +109,17 @@ def make_data(out: Path, n_train: int, n_test: int, shape, seed: int) -> dict:
     return paths
 
 
+def data_paths(out: Path) -> dict:
+    """The paths make_data writes (for --runs, which makes none)."""
+    paths = {}
+    for role in ("train", "test"):
+        for kind in ("clean", "noisy"):
+            paths[role, kind] = out / f"{role}_{kind}.tif"
+    for kind in ("clean", "noisy"):
+        paths["test", kind, "planes"] = out / f"test_{kind}_planes.tif"
+    return paths
+
+
 def run_command(args, paths, store: str, three_d: bool) -> list[str]:
     patch = args.patch_3d if three_d else str(args.patch_2d)
     command = [
@@ -187,7 +198,7 @@ def evaluate(args, paths, run, three_d: bool) -> dict:
     from daeflow.track.names import epoch_metric
     from daeflow.track.names import value as metric
 
-    patch = [int(p) for p in run.data.params.get("train.patch_size", "0").split("x")]
+    patch = [int(p) for p in run.data.params.get("patch_size", "0").split("x")]
     per_patch = math.prod(patch) if len(patch) > 1 else patch[0] ** 2
     rate = metric(run.data.metrics, "train_images_per_second")
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, epoch_metric("loss"))
@@ -259,8 +270,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--big", default="512x2048x2048", help="ZxYxX, or 'none'")
     parser.add_argument("--big-arch", default="conv_baseline")
+    parser.add_argument("--big-arch-param", action="append", default=["filters=8"])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "volumes")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument(
+        "--runs",
+        help="RUN_3D,RUN_2D: score these runs of an earlier call (same --out) again, "
+        "training nothing (e.g. after a change to inference)",
+    )
     args = parser.parse_args()
     if args.arch_param is None:
         args.arch_param = ["width=16"] if args.arch == "unet" else []
@@ -269,14 +286,23 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     args.store = f"sqlite:///{args.out / 'mlflow.db'}"
     print(f"CPU: {cpu_model()}", flush=True)
-    paths = make_data(args.out, args.train_volumes, args.test_volumes, args.shape, args.seed)
+    if args.runs:
+        paths = data_paths(args.out)
+        import mlflow
+
+        mlflow.set_tracking_uri(args.store)
+        given = [mlflow.get_run(run_id) for run_id in args.runs.split(",")]
+    else:
+        paths = make_data(args.out, args.train_volumes, args.test_volumes, args.shape, args.seed)
     results, commands = [], []
-    for three_d in (True, False):
+    for number, three_d in enumerate((True, False)):
         command = run_command(args, paths, args.store, three_d)
         commands.append(command)
-        print("$", shlex.join(command), flush=True)
-        subprocess.run(command, check=True, cwd=args.out)
-        results.append(evaluate(args, paths, latest_run(args.store), three_d))
+        if not args.runs:
+            print("$", shlex.join(command), flush=True)
+            subprocess.run(command, check=True, cwd=args.out)
+        run = given[number] if args.runs else latest_run(args.store)
+        results.append(evaluate(args, paths, run, three_d))
     import tifffile
 
     clean = tifffile.imread(paths["test", "clean"])
@@ -304,6 +330,7 @@ def main() -> None:
             "--noisy", str(paths["train", "noisy"]), "--axes", "SZYX",
             "--data-range", f"{DATA_RANGE:g}", "--patch-size", "16x32x32", "--epochs", "1",
             "--experiment", EXPERIMENT, "--tracking-uri", args.store, "--run-name", "big-model",
+            *(f"--arch-param={pair}" for pair in args.big_arch_param),
         ]  # fmt: skip
         print("$", shlex.join(small), flush=True)
         subprocess.run(small, check=True, cwd=args.out)

@@ -190,19 +190,11 @@ def test_a_plugin_declaring_3d_but_building_2d_fails_the_kit_in_one_line():
 
 
 def test_a_too_small_radius_fails_the_volume_tiling_check():
-    from daeflow.architectures import unet
-    from tests.test_conformance import register_wrong
+    import dataclasses
 
-    arch = Architecture(
-        "blind_unet",
-        "Declares less than it sees.",
-        unet.build,
-        unet.ARCHITECTURE.hyperparams,
-        size_multiple=unet.ARCHITECTURE.size_multiple,
-        output_range="any",
-        receptive_radius=lambda params: 0,
-        dims=(2, 3),
-    )
+    from tests.test_conformance import _unet_seeing_less, register_wrong
+
+    arch = dataclasses.replace(_unet_seeing_less(0), name="blind_unet", dims=(2, 3))
     register_wrong("register_architectures", arch, "blind-plugin")
     with pytest.raises(ConformanceError, match="radius 0 is too small along the depth"):
         check_architecture("blind_unet", TINY["unet"], policies=(), dims=(3,))

@@ -102,6 +102,11 @@ def test_a_volumes_core_is_capped_so_windows_stay_small():
     edges = {t.size[0] for t in tiles((512, 512, 512), tile=1024, margin=32)}
     assert max(edges) == 64
     assert max(t.size[0] for t in tiles((2048, 2048), tile=1024, margin=32)) == 1024
+    # A thin stack is not cut along Z; Y and X share the voxels Z leaves.
+    thin = list(tiles((32, 512, 512), tile=1024, margin=32))
+    assert {t.size[0] for t in thin} == {32} and max(t.size[1] for t in thin) == 192
+    assert max(math.prod(t.window_shape) for t in thin) <= 128**3
+    assert len(list(tiles((32, 128, 128), tile=1024, margin=97))) == 1  # one whole window
 
 
 @pytest.mark.parametrize(

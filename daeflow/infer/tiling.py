@@ -7,9 +7,10 @@ be) and only its core is kept. Tile corners sit on multiples of the architecture
 size multiple, so pooling grids line up with the untiled ones; with a margin wider
 than the receptive field the result equals the untiled one. At most WINDOW_PIXELS window
 pixels (voxels) go through the model at a time (one interior window of 1088 x 1088, or
-several smaller ones at the borders), which bounds memory. A volume's core is at most
-VOLUME_WINDOW voxels along each axis less its two margins (64 with the usual margin of
-32), whatever `tile` says, since a window's voxels grow with the cube of its edge.
+several smaller ones at the borders), which bounds memory. A volume's windows hold at most
+about VOLUME_WINDOW_VOXELS voxels (a 128^3 cube; `tile` caps each core edge too), since
+they grow with the cube of their edge: an axis the window can take whole (often Z) is not
+cut, and the others share what is left, so a thin stack is cut in Y and X only.
 
 Each window is read from the source array (a NumPy array, a memory map or a lazy array
 with NumPy-style indexing) and each core written into the output: nothing of the size
@@ -24,10 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from daeflow.data.shapes import as_batch, pad_to_multiple
+from daeflow.runtime.mapped import Releaser, release
 from daeflow.runtime.tiles import MARGIN, TILE
 
 WINDOW_PIXELS = 4 * 576 * 576  # window pixels (voxels) denoised in one call
-VOLUME_WINDOW = 128  # a volume's window edge (core and margins) at most, in voxels
+VOLUME_WINDOW_VOXELS = 128**3  # a volume's window (core and margins) at most, in voxels
 VOLUME_CORE_MIN = 16  # a volume's core edge at least, however wide its margins
 
 
@@ -63,27 +65,40 @@ class Tile:
         )
 
 
-def core_edge(tile: int, margin: int, multiple: int, spatial_dims: int) -> int:
-    """The core's edge along each axis: `tile` rounded down to the multiple (a volume's
-    capped so that its window stays within VOLUME_WINDOW voxels along each axis)."""
+def core_edges(shape: tuple[int, ...], tile: int, margin: int, multiple: int) -> tuple:
+    """The core's edge along each axis of an image or volume of spatial `shape`: `tile`
+    rounded down to the multiple; a volume's edges also kept so that a window holds about
+    VOLUME_WINDOW_VOXELS voxels at most, axes short enough to be taken whole left uncut."""
     core = max(multiple, tile // multiple * multiple)
-    if spatial_dims >= 3:
-        cap = max(VOLUME_CORE_MIN, VOLUME_WINDOW - 2 * margin)
-        core = min(core, max(multiple, cap // multiple * multiple))
-    return core
+    if len(shape) < 3:
+        return (core,) * len(shape)
+    whole, budget = {}, VOLUME_WINDOW_VOXELS
+    while True:  # axes whose whole extent fits a window's share are not cut
+        rest = [axis for axis in range(len(shape)) if axis not in whole]
+        edge = (budget / math.prod(whole.values() or [1])) ** (1 / max(1, len(rest)))
+        fits = [axis for axis in rest if shape[axis] <= min(edge, core)]
+        if not fits:
+            break
+        whole.update({axis: shape[axis] for axis in fits})
+    cut = max(VOLUME_CORE_MIN, int(edge + 1e-6) - 2 * margin)
+    cut = min(core, max(multiple, cut // multiple * multiple))
+    return tuple(
+        -(-shape[axis] // multiple) * multiple if axis in whole else cut
+        for axis in range(len(shape))
+    )
 
 
 def tiles(shape: tuple[int, ...], tile=TILE, margin=MARGIN, multiple=1) -> Iterator[Tile]:
     """The tiles covering an image (or volume) of spatial `shape`, corners on multiples of
     `multiple`, margins rounded up to it."""
     margin = -(-margin // multiple) * multiple
-    core = core_edge(tile, margin, multiple, len(shape))
-    for start in itertools.product(*(range(0, n, core) for n in shape)):
+    cores = core_edges(shape, tile, margin, multiple)
+    for start in itertools.product(*(range(0, n, c) for n, c in zip(shape, cores, strict=True))):
         yield Tile(
             start,
-            tuple(min(core, n - s) for s, n in zip(start, shape, strict=True)),
+            tuple(min(c, n - s) for s, n, c in zip(start, shape, cores, strict=True)),
             tuple(max(0, s - margin) for s in start),
-            tuple(min(n, s + core + margin) for s, n in zip(start, shape, strict=True)),
+            tuple(min(n, s + c + margin) for s, n, c in zip(start, shape, cores, strict=True)),
         )
 
 
@@ -183,14 +198,16 @@ def denoise_array(
     result = np.empty(array.shape, dtype=array.dtype) if out is None else out
     target = canonical(result, dims)
     spatial = tuple(source.shape[-1 - dims : -1])
+    pages = Releaser(source, target)  # memory-mapped input and output: pages dropped as we go
     for lead in itertools.product(*(range(n) for n in source.shape[: -1 - dims])):
         read = _reader(source, lead, 1.0 / data_range)
         for t, window in denoised_tiles(
             denoiser.model, read, spatial, tile, margin, denoiser.size_multiple
         ):
-            target[(*lead, *t.core, slice(None))] = restore(
-                window[t.core_of_window()], data_range, array.dtype
-            )
+            core = restore(window[t.core_of_window()], data_range, array.dtype)
+            target[(*lead, *t.core, slice(None))] = core
+            pages.wrote(core.nbytes)
+    release(source, target)
     return result
 
 
