@@ -30,7 +30,7 @@ def test_a_read_mapping_drops_its_pages_and_a_written_one_keeps_its_data(tmp_pat
     pages = Releaser(out, every=SIZE // 4)
     for start in range(0, SIZE, SIZE // 8):
         out[start : start + SIZE // 8] = 7
-        pages.wrote(SIZE // 8)
+        pages.moved(SIZE // 8)
     assert resident() < before  # released along the way
     del out, pages
     assert (np.load(tmp_path / "out.npy", mmap_mode="r") == 7).all()  # nothing lost

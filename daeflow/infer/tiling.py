@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daeflow.data.shapes import as_batch, pad_to_multiple
-from daeflow.runtime.mapped import Releaser, release
+from daeflow.runtime.mapped import Releaser, release, touched_bytes
 from daeflow.runtime.tiles import MARGIN, TILE
 
 WINDOW_PIXELS = 4 * 576 * 576  # window pixels (voxels) denoised in one call
@@ -206,7 +206,8 @@ def denoise_array(
         ):
             core = restore(window[t.core_of_window()], data_range, array.dtype)
             target[(*lead, *t.core, slice(None))] = core
-            pages.wrote(core.nbytes)
+            size = array.dtype.itemsize
+            pages.moved(touched_bytes(core.shape, size) + touched_bytes(window.shape, size))
     release(source, target)
     return result
 
