@@ -74,6 +74,11 @@ def test_a_stack_trains_a_3d_model_that_denoises_it_in_its_own_format(tmp_path, 
         "3",
     )
     assert params["patch_size"] == "16x16x16"
+    from daeflow.workflow.compare import _examples
+
+    examples = _examples(found.info.run_id)  # what `daeflow compare` sets side by side
+    assert len(examples["captions"]) == len(examples["noisy"])
+    assert "maximum projection along Z" in examples["captions"][1]
     model_uri = f"runs:/{found.info.run_id}/model"
     denoiser = load_denoiser(model_uri)
     assert (denoiser.spatial_dims, denoiser.axes) == (3, "ZYXC")

@@ -206,7 +206,10 @@ def _examples(run_id: str):
     if path is None:
         return None
     with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key].astype(np.float32) for key in archive.files}
+        return {
+            key: archive[key] if archive[key].dtype.kind == "U" else archive[key].astype(np.float32)
+            for key in archive.files
+        }
 
 
 def sheet(run_rows: list[dict], path: Path) -> Path:
@@ -228,7 +231,9 @@ def sheet(run_rows: list[dict], path: Path) -> Path:
     ]
     columns = [first["clean"], first["noisy"]] + [examples[r["run_id"]]["denoised"] for r in same]
     labels = ["clean", "noisy"] + [_sheet_label(r) for r in same]
-    captions = [f"test image {int(i)}" for i in first["indices"]]
+    captions = [str(c) for c in first.get("captions", [])]  # none in runs logged before
+    if len(captions) != len(first["indices"]):
+        captions = [f"test image {int(i)}" for i in first["indices"]]
     picture = labelled_grid([list(row) for row in zip(*columns, strict=True)], labels, captions)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(path)

@@ -15,7 +15,13 @@ import numpy as np
 from daeflow.infer.evaluation import inference_ms
 from daeflow.infer.tiling import predict
 from daeflow.quality import charts, html
-from daeflow.quality.images import denoising_grid, noisy_grid, volume_grid, volume_views
+from daeflow.quality.images import (
+    denoising_grid,
+    noisy_grid,
+    view_captions,
+    volume_grid,
+    volume_views,
+)
 
 PROBES = 4
 DISPLAY = 256  # larger images are shown by a centred crop of at most this size
@@ -151,12 +157,17 @@ def write_test_report(folder, model, test, test_scores, noisy_scores, multiple: 
     noisy, clean = display_pairs(test.source, first, multiple)
     denoised = np.clip(_denoised(model, noisy, multiple), 0, 1)
     noisy = np.clip(noisy, 0, 1)
+    captions = [f"test image {int(i)}" for i in first]
     if noisy.ndim == 5:
+        plane = volume_crop(test.source.image_shape, multiple)[0].start
+        names = [f"test volume {int(i)}" for i in first]
+        captions = view_captions(noisy.shape[1], names, plane)
         clean, noisy, denoised = map(volume_views, (clean, noisy, denoised))
         first = np.repeat(first, 2)
     np.savez_compressed(
         folder / EXAMPLES,
         indices=first,
+        captions=np.array(captions),  # text (not objects): read back without pickle
         clean=clean.astype(np.float16),
         noisy=noisy.astype(np.float16),
         denoised=denoised.astype(np.float16),
