@@ -12,7 +12,7 @@ from daeflow.data.pairs import PairSource
 from daeflow.errors import DataError
 from daeflow.infer import evaluation
 from daeflow.infer.ensemble import self_ensemble
-from daeflow.infer.images import check_axes, denoise_images, images_shape
+from daeflow.infer.images import check_model_axes, denoise_images, images_shape
 from daeflow.infer.loading import Denoiser
 from daeflow.infer.tiling import denoise_array, denoise_image, predict, tiles
 from daeflow.quality import metrics
@@ -124,8 +124,8 @@ def test_refusals_are_one_line():
     with pytest.raises(DataError, match="single-channel volumes") as stack:
         images_shape((3, 16, 48, 48), 1, spatial_dims=3)
     with pytest.raises(DataError, match="takes volumes") as axes:
-        check_axes("ZYXC", "YXC")
-    check_axes("YXC", "ZYXC")  # a 2D model denoises volumes plane by plane
+        check_model_axes("ZYXC", "YXC")
+    check_model_axes("YXC", "ZYXC")  # a 2D model denoises volumes plane by plane
     for refused in (image, stack, axes):
         assert "\n" not in str(refused.value)
 

@@ -98,7 +98,7 @@ def images_shape(
     return {2: (1, *shape, 1), 3: (1, *shape), 4: shape}[len(shape)]
 
 
-def check_axes(model_axes: str, input_axes: str, name: str = "input") -> None:
+def check_model_axes(model_axes: str, input_axes: str, name: str = "input") -> None:
     """Refuse input whose canonical axes (e.g. "ZYXC", as read with --axes) do not suit the
     model's: a 3D model takes volumes only; a 2D model takes images, and volumes plane by
     plane."""

@@ -106,7 +106,7 @@ def denoise_file(
     format, keeping shape, axes, dtype and range (`margin` None: the model's own; `axes`:
     --axes, the file's axes where its metadata do not say them)."""
     from daeflow.data.axes import canonical_axes
-    from daeflow.infer.images import check_axes, check_layout, denoise_images, images_shape
+    from daeflow.infer.images import check_layout, check_model_axes, denoise_images, images_shape
 
     output = Path(output)
     check_output(output)
@@ -117,7 +117,7 @@ def denoise_file(
     array = loaded.array
     denoiser = open_denoiser(model_uri, tracking_uri, self_ensemble, precision, write, recorrupted)
     if loaded.axes:
-        check_axes(denoiser.axes, canonical_axes(loaded.axes))
+        check_model_axes(denoiser.axes, canonical_axes(loaded.axes))
     # before a file of the output's size
     images_shape(array.shape, denoiser.channels, spatial_dims=denoiser.spatial_dims)
     start = time.perf_counter()
