@@ -49,6 +49,15 @@ TRAIN_PARAMS = (
         max=0.5,
     ),
     HyperParam(
+        "ema_momentum",
+        "float",
+        0.0,
+        "Validate, keep and log the moving average of the weights, updated each step with "
+        "this momentum (e.g. 0.999); 0: the weights as trained.",
+        min=0,
+        max=0.9999,
+    ),
+    HyperParam(
         "patch_size",
         "str",
         None,
@@ -72,6 +81,13 @@ TRAIN_PARAMS = (
     ),
     HyperParam(
         "devices", "str", "all", "all, cpu, or N: train on N devices at once (MirroredStrategy)."
+    ),
+    HyperParam(
+        "val_every",
+        "int",
+        1,
+        "Validate every N epochs and after the last one (fewer pauses in short epochs).",
+        min=1,
     ),
     HyperParam(
         "checkpoint_every", "str", "1", "Checkpoint every N epochs, or every duration (10m)."

@@ -164,3 +164,145 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(tracking_uri, pair_files)
     best = max(history, key=lambda m: m.value)
     assert run.data.metrics["train/best_epoch"] == best.step
     assert run.data.metrics["train/best_val_psnr"] == pytest.approx(best.value)
+
+
+def _fit_small(options, extra=(), images=6, checkpointing=None):
+    """fit() a one-conv model on six tiny pairs (four to train, two to validate)."""
+    import keras
+    from conftest import make_pairs
+
+    from daeflow.data.arrays import ImageArray
+    from daeflow.data.pairs import PairSource
+    from daeflow.data.prepare import Subset
+    from daeflow.train.callbacks import TrainingState
+    from daeflow.train.trainer import fit
+
+    clean, noisy = make_pairs(n=images, size=8)
+    source = PairSource(ImageArray(clean, "clean"), ImageArray(noisy, "noisy"), 255.0)
+    images = keras.Input((None, None, 1))
+    model = keras.Model(images, keras.layers.Conv2D(1, 3, padding="same")(images))
+    lines = []
+    result = fit(
+        model, Subset(source, np.arange(4)), Subset(source, np.arange(4, 6)), options,
+        list(extra), lines.append, state=TrainingState(), checkpointing=checkpointing,
+    )  # fmt: skip
+    return model, result, lines
+
+
+def test_val_every_validates_every_nth_epoch_and_the_last():
+    from daeflow.config import TrainOptions
+
+    options = TrainOptions(epochs=7, val_every=3, batch_size=4, jit_compile=False)
+    _, result, lines = _fit_small(options)
+    validated = [e for e, logs in enumerate(result.history, 1) if "val_psnr" in logs]
+    assert validated == [3, 6, 7] and result.best_epoch in validated
+    assert [("val_psnr" in line) for line in lines] == [e in validated for e in range(1, 8)]
+
+
+def test_the_epoch_that_ends_a_time_budget_is_validated():
+    from daeflow.config import TrainOptions
+
+    options = TrainOptions(time_budget="1s", val_every=10**6, batch_size=4, jit_compile=False)
+    _, result, _ = _fit_small(options)
+    validated = [e for e, logs in enumerate(result.history, 1) if "val_psnr" in logs]
+    assert result.stop_reason == "time_budget" and len(result.history) > 1
+    assert validated == [len(result.history)] == [result.best_epoch]
+
+
+def test_averaging_adam_copies_the_first_step_then_warms_its_momentum_up():
+    import keras
+
+    from daeflow.train.averaging import AveragingAdam
+
+    variable = keras.Variable(np.zeros(3, "float32"))
+    optimizer = AveragingAdam(0.5, learning_rate=0.1)
+    expected, trained = None, []
+    for step in range(40):
+        optimizer.apply([keras.ops.ones(3) * (step % 5 - 2)], [variable])
+        value = variable.numpy().copy()
+        momentum = min(0.5, step / (step + 10))
+        expected = value if expected is None else momentum * expected + (1 - momentum) * value
+        trained.append(value)
+    average = optimizer._model_variables_moving_average[0].numpy()
+    np.testing.assert_allclose(average, expected, rtol=1e-5)
+    assert not np.allclose(average, trained[-1])  # an average, not the last weights
+
+
+def test_with_ema_each_epoch_ends_on_the_averages_and_training_goes_on_from_the_weights():
+    import keras
+
+    from daeflow.config import TrainOptions
+
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            optimizer = self.model.optimizer
+            trained = [v.numpy() for v in optimizer._model_variables_moving_average]
+            seen.append(("end", [w.copy() for w in self.model.get_weights()], trained))
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0 and seen:
+                seen.append(("begin", [w.copy() for w in self.model.get_weights()], None))
+
+    options = TrainOptions(epochs=3, ema_momentum=0.9, batch_size=2, jit_compile=False)
+    model, result, _ = _fit_small(options, [Spy()])
+    ends = [s for s in seen if s[0] == "end"]
+    begins = [s for s in seen if s[0] == "begin"]
+    for (_, averaged, trained), (_, resumed, _) in zip(ends, begins, strict=False):
+        assert not all(np.allclose(a, t) for a, t in zip(averaged, trained, strict=True))
+        for a, b in zip(trained, resumed, strict=True):
+            np.testing.assert_array_equal(a, b)  # the next epoch starts from the weights
+    best = ends[result.best_epoch - 1][1]
+    for a, b in zip(model.get_weights(), best, strict=True):
+        np.testing.assert_array_equal(a, b)  # the kept model is the averaged one
+
+
+def test_the_schedule_keeps_the_rate_within_a_step_of_its_curve_with_few_assigns():
+    import keras
+
+    from daeflow.train.callbacks import Schedule
+
+    images = keras.Input((None, None, 1))
+    model = keras.Model(images, keras.layers.Conv2D(1, 3, padding="same")(images))
+    model.compile(optimizer=keras.optimizers.Adam(1.0), loss="mse")
+    steps = 2000  # per epoch: 20,000 in all, as a 10-minute run of the quality recipe
+    schedule = Schedule("cosine", 2e-3, epochs=10, steps_per_epoch=steps, warmup=0.1)
+    schedule.set_model(model)
+    assigns, worst = 0, 0.0
+    for epoch in range(10):
+        schedule.on_epoch_begin(epoch)
+        for batch in range(steps):
+            before = schedule.assigned
+            schedule.on_train_batch_begin(batch)
+            assigns += schedule.assigned is not before
+            exact = schedule.rate((epoch * steps + batch) / (10 * steps))
+            given = float(model.optimizer.learning_rate.numpy())
+            worst = max(worst, abs(given - exact) / exact if exact else given)
+    assert worst <= Schedule.STEP * 1.01 and assigns < 10 * steps / 3  # 26 % of the steps
+
+
+def test_a_checkpoint_holds_the_best_weights_when_the_best_epoch_has_none(tmp_path):
+    """Checkpoints every 2 epochs, validation every 3: the checkpoint of epoch 4 has best
+    epoch 3, which has no checkpoint; reading it back gives epoch 3's weights."""
+    import keras
+
+    from daeflow.config import TrainOptions
+    from daeflow.train.checkpoints import BEST_WEIGHTS, read_one
+    from daeflow.train.trainer import Checkpointing
+
+    weights = {}
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            weights[epoch + 1] = [w.copy() for w in self.model.get_weights()]
+
+    folder = tmp_path / "checkpoints"
+    options = TrainOptions(epochs=5, val_every=3, batch_size=4, jit_compile=False)
+    _fit_small(options, [Keep()], checkpointing=Checkpointing(folder, every_epochs=2, keep=5))
+    fourth = folder / "epoch-0004"
+    assert (fourth / BEST_WEIGHTS).is_file() and not (folder / "epoch-0003").exists()
+    restored = read_one(folder, fourth)
+    assert restored.state.best_epoch == 3
+    for a, b in zip(restored.state.best_weights, weights[3], strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -77,9 +77,42 @@ def steady_seconds(epoch_seconds: list[float]) -> float:
     return max(float(sorted(times)[len(times) // 2]), 1e-9) if times else 1e-9
 
 
+class AveragedWeights(keras.callbacks.Callback):
+    """With --ema-momentum, each epoch ends with the optimizer's moving average of the
+    weights in the model, for whatever follows (validation, the best weights, checkpoints,
+    pictures); the next epoch trains on from the weights as trained. A checkpoint is written
+    at an epoch's end, so a resumed run starts with the averages in the model."""
+
+    def __init__(self, state: TrainingState):
+        super().__init__()
+        self.state, self.averaged = state, False
+
+    def on_train_begin(self, logs=None):
+        self.averaged = self.state.epoch > 0  # resumed from an epoch's end
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.averaged:
+            self._swap()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.averaged:
+            self._swap()
+
+    def _swap(self) -> None:
+        optimizer = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        for variable, average in zip(
+            optimizer._trainable_variables, optimizer._model_variables_moving_average, strict=True
+        ):
+            trained = variable.numpy()
+            variable.assign(average)
+            average.assign(trained)
+        self.averaged = not self.averaged
+
+
 class Validator(keras.callbacks.Callback):
     """Adds val_loss, and val_psnr and val_ssim where the validation images have clean
-    versions (per-image means), to each epoch's logs.
+    versions (per-image means), to the logs of every `every`-th epoch and of the last one
+    (the epoch limit, or a stop already decided, such as the time budget's).
 
     With clean targets val_loss is the mean squared error against them; without, it is the
     objective's own loss on the noisy validation images, its random parts fixed per image.
@@ -95,14 +128,23 @@ class Validator(keras.callbacks.Callback):
         params=None,
         seed=0,
         margin=MARGIN,
+        every=1,
     ):
         super().__init__()
         self.source, self.indices, self.batch_size = source, indices, batch_size
         self.multiple, self.objective, self.seed = multiple, objective, seed
         self.margin = margin  # the model's tile margin, for images validated by tiles
         self.objective_params = params or {}  # not `params`: Keras sets that of a callback
+        self.every = every
+
+    def due(self, epoch: int) -> bool:
+        """Whether the epoch (counted from 0, as Keras does) is validated."""
+        last = epoch + 1 >= self.params.get("epochs", epoch + 1) or self.model.stop_training
+        return last or (epoch + 1) % self.every == 0
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
         objective = self.objective
         if objective is not None and not objective.needs_clean:
             losses = objectives.loss_per_image(
@@ -138,13 +180,19 @@ class StopOnNaN(keras.callbacks.Callback):
 
 class Schedule(keras.callbacks.Callback):
     """Sets the learning rate each batch from the progress through epochs or the time budget:
-    a linear warm-up over the first `warmup` of it, then the schedule over the rest."""
+    a linear warm-up over the first `warmup` of it, then the schedule over the rest.
+
+    The optimizer's rate is assigned when it has moved by more than STEP of itself (an assign
+    costs about as much as 2 % of a small network's training step)."""
+
+    STEP = 1e-3
 
     def __init__(self, kind, base_rate, epochs, steps_per_epoch, budget=None, warmup=0.0):
         super().__init__()
         self.kind, self.base_rate, self.budget, self.warmup = kind, base_rate, budget, warmup
         self.steps_per_epoch = steps_per_epoch
         self.total_steps, self.epoch = max(1, epochs * steps_per_epoch), 0
+        self.assigned = None  # the rate last given to the optimizer
 
     def rate(self, progress: float) -> float:
         progress = min(1.0, progress)
@@ -164,7 +212,10 @@ class Schedule(keras.callbacks.Callback):
         progress = (self.epoch * self.steps_per_epoch + batch) / self.total_steps
         if self.budget is not None:
             progress = max(progress, self.budget.fraction_used())
-        self.model.optimizer.learning_rate.assign(self.rate(progress))
+        rate, assigned = self.rate(progress), self.assigned
+        if assigned is None or abs(rate - assigned) > self.STEP * max(rate, assigned):
+            self.model.optimizer.learning_rate.assign(rate)
+            self.assigned = rate
 
     def on_epoch_end(self, epoch, logs=None):
         logs["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
@@ -195,15 +246,16 @@ class Bookkeeper(keras.callbacks.Callback):
         state = self.state
         state.epoch = epoch + 1
         state.history.append({k: float(v) for k, v in logs.items()})
+        state.elapsed = self.used()
+        if "val_loss" not in logs:
+            return  # not a validated epoch (--val-every)
         if self.better(logs):
             state.best_val_psnr = float(logs.get("val_psnr", math.nan))
             state.best_val_loss, state.best_epoch = float(logs["val_loss"]), epoch + 1
             state.best_weights = self.model.get_weights()
-            state.epochs_without_gain = 0
-        else:
-            state.epochs_without_gain += 1
-        state.elapsed = self.used()
-        if self.patience and state.epochs_without_gain >= self.patience:
+        state.epochs_without_gain = epoch + 1 - state.best_epoch
+        stopping = self.model.stop_training  # for another reason, such as the time budget
+        if self.patience and state.epochs_without_gain >= self.patience and not stopping:
             self.model.stop_training = True
             state.stop_reason = "early_stopping"
 
@@ -246,9 +298,9 @@ class EpochPrinter(keras.callbacks.Callback):
             if "val_psnr" in logs
             else ""
         )
+        validation = f"val_loss {logs['val_loss']:.5f}  " if "val_loss" in logs else ""
         self.write(
-            f"epoch {epoch + 1:>3}{of}  loss {logs['loss']:.5f}  "
-            f"val_loss {logs['val_loss']:.5f}  {scores}{seconds:.1f}s"
+            f"epoch {epoch + 1:>3}{of}  loss {logs['loss']:.5f}  {validation}{scores}{seconds:.1f}s"
         )
 
 

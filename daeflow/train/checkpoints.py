@@ -4,8 +4,10 @@ A checkpoint is a folder `epoch-NNNN` holding the compiled model with its optimi
 (`model.keras`) and the TrainingState (`state.json`: epochs done, history, best epoch and
 val_psnr, early-stopping count, time used). It is written under a temporary name and
 renamed, so a crash mid-write leaves the previous checkpoint whole; `latest` names the
-newest. The best epoch's checkpoint is kept, so the best weights are never lost; the
-batches themselves need no saved state (see daeflow.train.pipeline).
+newest. The best epoch's checkpoint is kept, so the best weights are never lost; where the
+best epoch has none (checkpoints every N epochs or minutes, validation every M), the
+checkpoint holds the best weights themselves (`best-weights.npz`, arrays only). The
+batches need no saved state (see daeflow.train.pipeline).
 """
 
 import json
@@ -14,6 +16,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from daeflow.runtime import disks
 from daeflow.runtime.backend import load_keras
@@ -24,6 +28,7 @@ keras = load_keras()
 LATEST = "latest"  # a file naming the newest checkpoint
 STATE = "state.json"  # the TrainingState of a checkpoint
 MODEL = "model.keras"  # the compiled model with its optimizer state
+BEST_WEIGHTS = "best-weights.npz"  # the best epoch's weights, where it has no checkpoint
 SET_ASIDE = "unreadable-"  # prefix of a checkpoint that could not be read
 
 
@@ -80,6 +85,9 @@ class Checkpointer(keras.callbacks.Callback):
                 temporary.mkdir()
                 self.model.save(temporary / MODEL)
                 (temporary / STATE).write_text(json.dumps(self.state.as_dict()))
+                best = self.state.best_epoch
+                if best not in (0, epoch) and not _whole(self.folder / checkpoint_name(best)):
+                    np.savez(temporary / BEST_WEIGHTS, *self.state.best_weights)
                 shutil.rmtree(final, ignore_errors=True)
                 os.replace(temporary, final)
                 _write_text(self.folder / LATEST, final.name)
@@ -156,6 +164,7 @@ def read_one(folder: Path, checkpoint: Path) -> Checkpoint:
     """One checkpoint of `folder`, with the best weights so far from its best epoch's."""
     from daeflow.errors import DaeflowError, one_line
     from daeflow.runtime.backend import load_keras_file
+    from daeflow.train import averaging  # noqa: F401  (registers AveragingAdam for Keras)
 
     try:
         state = TrainingState.from_dict(json.loads((checkpoint / STATE).read_text()))
@@ -168,7 +177,13 @@ def read_one(folder: Path, checkpoint: Path) -> Checkpoint:
         model = load_keras_file(checkpoint / MODEL, compile=True)
     except (DaeflowError, OSError, ValueError) as exc:
         raise Unreadable(f"its {MODEL}: {one_line(exc, 160)}") from None
-    if state.best_epoch:
+    if state.best_epoch and (checkpoint / BEST_WEIGHTS).is_file():
+        try:
+            with np.load(checkpoint / BEST_WEIGHTS, allow_pickle=False) as stored:
+                state.best_weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        except (OSError, ValueError) as exc:
+            raise Unreadable(f"its {BEST_WEIGHTS}: {one_line(exc, 160)}") from None
+    elif state.best_epoch:
         best = Path(folder) / checkpoint_name(state.best_epoch)
         try:
             source = model if best == checkpoint else load_keras_file(best / MODEL)

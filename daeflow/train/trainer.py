@@ -26,11 +26,16 @@ class TrainResult:
 
 
 def compile_model(model, options: TrainOptions, optimizer=None) -> None:
-    """Adam on the objective's loss (mean squared error unless it has its own), XLA as the
-    options say (a resumed run keeps its optimizer)."""
+    """Adam on the objective's loss (mean squared error unless it has its own), keeping the
+    moving average of the weights with --ema-momentum, XLA as the options say (a resumed run
+    keeps its optimizer)."""
     import keras
 
+    from daeflow.train.averaging import AveragingAdam
+
     jit = "auto" if options.jit_compile is None else options.jit_compile
+    if optimizer is None and options.ema_momentum:
+        optimizer = AveragingAdam(options.ema_momentum, learning_rate=options.learning_rate)
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(learning_rate=options.learning_rate),
         loss=objectives.keras_loss(objectives.chosen(options), options.objective_params),
@@ -58,6 +63,10 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
     chain = [
         cb.SignalCheck(),
         cb.EpochTimer(state),  # stops the clock before validation starts
+        # what follows sees the averaged weights at an epoch's end
+        *([cb.AveragedWeights(state)] if options.ema_momentum else []),
+        # decides whether this epoch is the last one before the Validator asks
+        *([budget] if budget else []),
         cb.Validator(
             val.source,
             val.indices,
@@ -67,6 +76,7 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
             options.objective_params,
             options.seed,
             margin,
+            options.val_every,
         ),  # fmt: skip
         cb.StopOnNaN(options.learning_rate),
     ]
@@ -84,8 +94,6 @@ def _callbacks(val, options, steps, multiple, write, extra, state, checkpointing
     # The caller's callbacks see each epoch's complete logs and the weights of that epoch,
     # before the bookkeeper puts the best ones back at the end.
     chain += [*extra, bookkeeper]
-    if budget:
-        chain.append(budget)
     if checkpointing is not None:
         from daeflow.train.checkpoints import Checkpointer
 

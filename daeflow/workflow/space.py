@@ -20,7 +20,14 @@ SPEC_OF = {
     "str": "choice:A,B,...",
     "bool": "choice:true,false",
 }
-NOT_SEARCHED = ("precision", "devices", "checkpoint_every", "keep_checkpoints", "jit_compile")
+NOT_SEARCHED = (
+    "precision",
+    "devices",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "jit_compile",
+    "val_every",
+)
 
 
 @dataclass(frozen=True)

@@ -396,6 +396,8 @@ class Objective:
         values = []
 
         def judge(epoch: int, logs: dict) -> bool:
+            if metric not in logs:
+                return False  # not a validated epoch (--val-every)
             values.append(float(logs[metric]))
             trial.report(values[-1], epoch)
             return trial.should_prune()
