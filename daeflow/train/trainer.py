@@ -31,10 +31,10 @@ def compile_model(model, options: TrainOptions, optimizer=None) -> None:
     keeps its optimizer)."""
     import keras
 
-    from daeflow.train.averaging import AveragingAdam
-
     jit = "auto" if options.jit_compile is None else options.jit_compile
     if optimizer is None and options.ema_momentum:
+        from daeflow.train.averaging import AveragingAdam
+
         optimizer = AveragingAdam(options.ema_momentum, learning_rate=options.learning_rate)
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(learning_rate=options.learning_rate),

@@ -206,10 +206,11 @@ def _examples(run_id: str):
     if path is None:
         return None
     with np.load(path, allow_pickle=False) as archive:
-        return {
-            key: archive[key] if archive[key].dtype.kind == "U" else archive[key].astype(np.float32)
-            for key in archive.files
-        }
+        members = {key: archive[key] for key in archive.files}  # each inflated once
+    return {
+        key: value if value.dtype.kind == "U" else value.astype(np.float32)
+        for key, value in members.items()
+    }
 
 
 def sheet(run_rows: list[dict], path: Path) -> Path:
