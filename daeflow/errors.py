@@ -51,6 +51,13 @@ class TrainingError(DaeflowError):
     exit_code = 1
 
 
+class MissingDependency(DaeflowError):
+    """An optional dependency the command needs that is not installed: the environment's
+    problem, not the input's."""
+
+    exit_code = 1
+
+
 class DiskFull(DaeflowError):
     """A full disk: the run's local folder, the sqlite file or the artifact folder."""
 

@@ -234,3 +234,13 @@ def test_a_dead_workers_trial_ends_fail_in_optuna_and_failed_in_mlflow(tracking_
     assert states == {mine.number: "FAIL", other.number: "RUNNING"}
     ended = mlflow.get_run(run.info.run_id)
     assert ended.info.status == "FAILED" and ended.data.tags["stop_reason"] == "worker_died"
+
+
+def test_tune_without_optuna_says_what_to_install_and_exits_1(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as on a plain `pip install daeflow`
+    store = tmp_path / "mlflow.db"
+    result = cli("tune", "--arch", "conv_baseline", "--tracking-uri", f"sqlite:///{store}", code=1)
+    one_error_line(result, 1, 'pip install "daeflow[tune]"')  # the environment, not the input
+    assert not store.exists()

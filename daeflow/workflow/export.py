@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from daeflow.errors import DaeflowError, UsageError
+from daeflow.errors import DaeflowError, MissingDependency, UsageError
 
 FORMATS = ("savedmodel", "onnx")
 PROBE = 256  # height and width of the check image
@@ -66,7 +66,7 @@ def _onnx_tools():
         import onnx
         import tf2onnx  # noqa: F401  (Keras's ONNX export runs on it)
     except ImportError:
-        raise UsageError(
+        raise MissingDependency(
             "ONNX export needs tf2onnx and onnx: pip install 'daeflow[export]'."
         ) from None
     return onnx
@@ -115,7 +115,7 @@ def run_exported(fmt: str, path: Path, batch: np.ndarray) -> tuple[np.ndarray, s
         try:
             import onnxruntime
         except ImportError:
-            raise UsageError(
+            raise MissingDependency(
                 "Checking the ONNX file needs onnxruntime: pip install 'daeflow[export]'."
             ) from None
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

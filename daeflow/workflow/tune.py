@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from daeflow.config import OBJECTIVE_PREFIX, DataOptions, RunConfig, TrainOptions
-from daeflow.errors import DaeflowError, UsageError, one_line
+from daeflow.errors import DaeflowError, MissingDependency, UsageError, one_line
 from daeflow.track.names import TAG_COMMAND, TAG_RANKED_BY
 from daeflow.workflow.space import Dimension, check_space, parse_space
 
@@ -68,7 +68,7 @@ def load_optuna():
     try:
         import optuna
     except ImportError:
-        raise UsageError(
+        raise MissingDependency(
             'daeflow tune needs Optuna, an optional dependency: pip install "daeflow[tune]"'
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
