@@ -31,8 +31,9 @@ BLIND_SCORES = (15.0, 25.0, 50.0)  # where a model trained on a range of sigma i
 # Set12 in the published table (DPIR's README): sigma -> (BM3D, DnCNN)
 PUBLISHED = {15.0: (32.37, 32.86), 25.0: (29.97, 30.44), 50.0: (26.72, 27.18)}
 # The recipe's network when --arch and --arch-param are left alone: residual_fast with ten
-# half-size convs in five residual blocks (BENCHMARKS.md, issue 15).
-RECIPE_ARCH_PARAMS = {"residual_fast": ["depth=10", "residual_blocks=true"]}
+# half-size convs in five residual blocks (BENCHMARKS.md, issue 15), each starting as the
+# identity (issue 28).
+RECIPE_ARCH_PARAMS = {"residual_fast": ["depth=10", "residual_blocks=true", "skip_init=true"]}
 VAL_FRACTION = TEST_FRACTION = 0.05  # of train400: 20 images each
 
 
@@ -170,7 +171,8 @@ def add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch-param",
         action="append",
-        help="daeflow --arch-param; default for residual_fast: depth=10 residual_blocks=true",
+        help="daeflow --arch-param; default for residual_fast: "
+        + " ".join(RECIPE_ARCH_PARAMS["residual_fast"]),
     )
     parser.add_argument("--budget", default="570s", help="daeflow --time-budget (none: --epochs)")
     parser.add_argument("--epochs", type=int, default=1000, help="daeflow --epochs")

@@ -111,6 +111,33 @@ def test_residual_fast_blocks_conform_and_leave_an_odd_conv_plain():
     assert inputs["block2_add"] == ["block1_relu", "block2_conv2"]
 
 
+@pytest.mark.slow
+def test_residual_fast_skip_init_blocks_conform_and_start_as_the_identity():
+    import numpy as np
+
+    from daeflow.architectures.residual_fast import build
+    from daeflow.plugin.registry import get_architecture
+
+    params = {"depth": 4, "width": 8, "residual_blocks": True, "skip_init": True}
+    report = check_architecture("residual_fast", params, policies=(), new_process=False)
+    assert any("training lowers the loss" in check for check in report.passed)
+    model = build((None, None, 1), {**get_architecture("residual_fast").spec.defaults, **params})
+    names = [layer.name for layer in model.layers]
+    assert "block1_add" in names and not any(
+        name.endswith("_relu") for name in names if "block" in name
+    )
+    # Each block's second conv starts at zero, so the body after the strided conv down is
+    # the identity: the transposed conv up sees exactly what the strided conv made.
+    for i in (1, 2):
+        assert not np.any(model.get_layer(f"block{i}_conv2").kernel.numpy())
+    x = np.random.default_rng(0).random((1, 8, 8, 1), dtype=np.float32)
+    import keras
+
+    down = keras.Model(model.inputs, model.get_layer("down_conv").output)(x)
+    body = keras.Model(model.inputs, model.get_layer("block2_add").output)(x)
+    np.testing.assert_allclose(np.asarray(body), np.asarray(down), rtol=0, atol=0)
+
+
 def _with_lambda(input_shape, params):
     import keras
 

@@ -31,11 +31,16 @@ def build(input_shape, params):
     x = nd.Conv(2 * width, 2, strides=2, activation="relu", name="down_conv")(full)
     for i in range(1, depth - 2 * blocks + 1):
         x = conv(x, 2 * width, f"half{i}_conv")
+    # skip_init: each block starts as the identity (SkipInit), and the sum passes unchanged
+    init = "zeros" if params["skip_init"] else "glorot_uniform"
     for i in range(1, blocks + 1):
         y = conv(x, 2 * width, f"block{i}_conv1")
-        y = nd.Conv(2 * width, k, padding="same", name=f"block{i}_conv2")(y)
-        added = layers.Add(name=f"block{i}_add")([x, y])
-        x = layers.Activation("relu", name=f"block{i}_relu")(added)
+        y = nd.Conv(2 * width, k, padding="same", kernel_initializer=init, name=f"block{i}_conv2")(
+            y
+        )
+        x = layers.Add(name=f"block{i}_add")([x, y])
+        if not params["skip_init"]:
+            x = layers.Activation("relu", name=f"block{i}_relu")(x)
     up = nd.ConvTranspose(width, 2, strides=2, name="up_convt")(x)
     x = layers.Activation("relu", name="skip_relu")(layers.Add(name="skip")([up, full]))
     x = conv(x, width, "refine_conv")
@@ -57,6 +62,13 @@ ARCHITECTURE = Architecture(
             "bool",
             False,
             "Pair the half-size convs into blocks x + conv(conv(x)); an odd one stays plain.",
+        ),
+        HyperParam(
+            "skip_init",
+            "bool",
+            False,
+            "With residual_blocks: each block starts as the identity, its second conv "
+            "zero-initialised and no ReLU after the sum (SkipInit; DRUNet's blocks).",
         ),
     ),
     size_multiple=2,
