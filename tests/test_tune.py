@@ -241,6 +241,8 @@ def test_tune_without_optuna_says_what_to_install_and_exits_1(tmp_path, monkeypa
 
     monkeypatch.setitem(sys.modules, "optuna", None)  # as on a plain `pip install daeflow`
     store = tmp_path / "mlflow.db"
-    result = cli("tune", "--arch", "conv_baseline", "--tracking-uri", f"sqlite:///{store}", code=1)
+    space = ["--space", "learning_rate=loguniform:1e-4:1e-2"]
+    args = ["tune", "--arch", "conv_baseline", *space, "--tracking-uri", f"sqlite:///{store}"]
+    result = cli(*args, code=1)
     one_error_line(result, 1, 'pip install "daeflow[tune]"')  # the environment, not the input
     assert not store.exists()
