@@ -113,6 +113,7 @@ def test_residual_fast_blocks_conform_and_leave_an_odd_conv_plain():
 
 @pytest.mark.slow
 def test_residual_fast_skip_init_blocks_conform_and_start_as_the_identity():
+    import keras
     import numpy as np
 
     from daeflow.architectures.residual_fast import build
@@ -131,8 +132,6 @@ def test_residual_fast_skip_init_blocks_conform_and_start_as_the_identity():
     for i in (1, 2):
         assert not np.any(model.get_layer(f"block{i}_conv2").kernel.numpy())
     x = np.random.default_rng(0).random((1, 8, 8, 1), dtype=np.float32)
-    import keras
-
     down = keras.Model(model.inputs, model.get_layer("down_conv").output)(x)
     body = keras.Model(model.inputs, model.get_layer("block2_add").output)(x)
     np.testing.assert_allclose(np.asarray(body), np.asarray(down), rtol=0, atol=0)

@@ -32,12 +32,10 @@ def build(input_shape, params):
     for i in range(1, depth - 2 * blocks + 1):
         x = conv(x, 2 * width, f"half{i}_conv")
     # skip_init: each block starts as the identity (SkipInit), and the sum passes unchanged
-    init = "zeros" if params["skip_init"] else "glorot_uniform"
+    second = {"kernel_initializer": "zeros"} if params["skip_init"] else {}
     for i in range(1, blocks + 1):
         y = conv(x, 2 * width, f"block{i}_conv1")
-        y = nd.Conv(2 * width, k, padding="same", kernel_initializer=init, name=f"block{i}_conv2")(
-            y
-        )
+        y = nd.Conv(2 * width, k, padding="same", name=f"block{i}_conv2", **second)(y)
         x = layers.Add(name=f"block{i}_add")([x, y])
         if not params["skip_init"]:
             x = layers.Activation("relu", name=f"block{i}_relu")(x)
